@@ -1,0 +1,44 @@
+//! `janus-core` — the contract every other Janus crate builds on.
+//!
+//! It has no HTTP client or server: it is types, codecs and traits.
+//!
+//! Map of the crate:
+//! - [`chat`](crate::ChatCompletionRequest) wire types: request, messages, content parts,
+//!   response, chunk, delta, tool calls, `janus` events, extended usage.
+//! - [`ArtifactDescriptor`] and the artifact helpers (`data:` URLs, sha256, verification).
+//! - [`ErrorEnvelope`]: the OpenAI error envelope and the error codes Janus uses.
+//! - [`validate_request`]: request bytes in, typed request or a precise error out.
+//! - [`sse`]: the SSE decoder and encoder (no I/O), with event-boundary tracking for relays.
+//! - [`StreamEvent`], [`ChunkDecoder`], [`ChunkAggregator`]: typed streams and the fold of a
+//!   chunk stream into the equivalent non-streaming response.
+//! - [`Competitor`], [`EventWriter`], [`RequestContext`] and [`contract`]: the competitor
+//!   contract in code.
+#![deny(missing_docs)]
+
+mod aggregate;
+mod artifact;
+mod chat;
+mod competitor;
+pub mod contract;
+mod error;
+mod ids;
+pub mod sse;
+mod stream;
+mod validate;
+
+pub use aggregate::ChunkAggregator;
+pub use artifact::{
+    data_url_decode, data_url_encode, sha256_hex, ArtifactDescriptor, ArtifactError, ArtifactType,
+    DataUrl,
+};
+pub use chat::{
+    Extra,
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice,
+    ContentPart, Delta, FunctionCall, FunctionCallDelta, ImageUrl, JanusEvent, Message,
+    MessageContent, ResponseMessage, Role, StreamOptions, ToolCall, ToolCallDelta, Usage,
+};
+pub use competitor::{Competitor, CompetitorError, CompetitorEvent, EventWriter, RequestContext, WriterClosed};
+pub use error::{ErrorBody, ErrorEnvelope, ErrorKind};
+pub use ids::{new_artifact_id, new_completion_id, new_request_id, random_hex, unix_now};
+pub use stream::{ChunkDecoder, StreamDecodeError, StreamEvent};
+pub use validate::{check_request_json, validate_request, validate_value, ValidationError};
