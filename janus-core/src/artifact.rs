@@ -36,8 +36,11 @@ impl ArtifactType {
             .to_ascii_lowercase();
         match essence.as_str() {
             m if m.starts_with("image/") => ArtifactType::Image,
-            "text/csv" | "text/tab-separated-values" | "application/x-ndjson"
-            | "application/jsonl" | "application/vnd.apache.parquet" => ArtifactType::Dataset,
+            "text/csv"
+            | "text/tab-separated-values"
+            | "application/x-ndjson"
+            | "application/jsonl"
+            | "application/vnd.apache.parquet" => ArtifactType::Dataset,
             m if m.starts_with("text/") => ArtifactType::File,
             "application/json" | "application/pdf" | "application/xml" | "application/zip" => {
                 ArtifactType::File
@@ -217,9 +220,12 @@ pub fn data_url_decode(url: &str) -> Result<DataUrl, ArtifactError> {
     let header_and_payload = url
         .strip_prefix("data:")
         .ok_or(ArtifactError::MalformedDataUrl("missing data: prefix"))?;
-    let (header, payload) = header_and_payload
-        .split_once(',')
-        .ok_or(ArtifactError::MalformedDataUrl("missing ',' before the payload"))?;
+    let (header, payload) =
+        header_and_payload
+            .split_once(',')
+            .ok_or(ArtifactError::MalformedDataUrl(
+                "missing ',' before the payload",
+            ))?;
     let mut params = header.split(';');
     let media = params.next().unwrap_or("").trim();
     let mut is_base64 = false;
@@ -233,7 +239,9 @@ pub fn data_url_decode(url: &str) -> Result<DataUrl, ArtifactError> {
     } else if is_valid_media_type(media) {
         media.to_ascii_lowercase()
     } else {
-        return Err(ArtifactError::MalformedDataUrl("media type is not type/subtype"));
+        return Err(ArtifactError::MalformedDataUrl(
+            "media type is not type/subtype",
+        ));
     };
     let bytes = if is_base64 {
         base64::engine::general_purpose::STANDARD
@@ -249,9 +257,8 @@ pub fn data_url_decode(url: &str) -> Result<DataUrl, ArtifactError> {
 pub(crate) fn is_valid_media_type(media: &str) -> bool {
     fn is_token(s: &str) -> bool {
         !s.is_empty()
-            && s.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b)
-            })
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
     }
     match media.split_once('/') {
         Some((kind, sub)) => is_token(kind) && is_token(sub),

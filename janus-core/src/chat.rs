@@ -524,10 +524,7 @@ impl JanusEvent {
 
     /// The `artifacts` event for these descriptors.
     pub fn artifacts(items: &[ArtifactDescriptor]) -> JanusEvent {
-        JanusEvent::new(
-            JanusEvent::ARTIFACTS,
-            serde_json::json!({ "items": items }),
-        )
+        JanusEvent::new(JanusEvent::ARTIFACTS, serde_json::json!({ "items": items }))
     }
 
     /// The descriptors of an `artifacts` event (empty for any other event).

@@ -32,12 +32,13 @@ pub use artifact::{
     DataUrl,
 };
 pub use chat::{
-    Extra,
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice,
-    ContentPart, Delta, FunctionCall, FunctionCallDelta, ImageUrl, JanusEvent, Message,
+    ContentPart, Delta, Extra, FunctionCall, FunctionCallDelta, ImageUrl, JanusEvent, Message,
     MessageContent, ResponseMessage, Role, StreamOptions, ToolCall, ToolCallDelta, Usage,
 };
-pub use competitor::{Competitor, CompetitorError, CompetitorEvent, EventWriter, RequestContext, WriterClosed};
+pub use competitor::{
+    Competitor, CompetitorError, CompetitorEvent, EventWriter, RequestContext, WriterClosed,
+};
 pub use error::{ErrorBody, ErrorEnvelope, ErrorKind};
 pub use ids::{new_artifact_id, new_completion_id, new_request_id, random_hex, unix_now};
 pub use stream::{ChunkDecoder, StreamDecodeError, StreamEvent};

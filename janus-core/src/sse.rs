@@ -266,17 +266,14 @@ impl SseDecoder {
                 self.has_data = true;
             }
             b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
-            b"id" => {
-                if !value.contains(&0) {
-                    self.id = Some(String::from_utf8_lossy(value).into_owned());
-                }
+            b"id" if !value.contains(&0) => {
+                self.id = Some(String::from_utf8_lossy(value).into_owned());
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    if let Ok(text) = std::str::from_utf8(value) {
-                        self.retry = text.parse().ok();
-                    }
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                // All digits, so UTF-8; too many digits to fit is ignored like any bad value.
+                self.retry = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|text| text.parse().ok());
             }
             _ => {}
         }

@@ -35,7 +35,8 @@ impl ValidationError {
 
     /// The 400 envelope for this error.
     pub fn to_envelope(&self) -> ErrorEnvelope {
-        let envelope = ErrorEnvelope::new(ErrorKind::InvalidRequest, &self.message, Some(self.code));
+        let envelope =
+            ErrorEnvelope::new(ErrorKind::InvalidRequest, &self.message, Some(self.code));
         match &self.param {
             Some(param) => envelope.with_param(param.clone()),
             None => envelope,
@@ -338,7 +339,11 @@ fn check_message(path: &str, message: &Value) -> Check {
                     !calls.is_empty()
                 }
                 Some(other) => {
-                    return Err(invalid_type(&format!("{path}.tool_calls"), "an array", other))
+                    return Err(invalid_type(
+                        &format!("{path}.tool_calls"),
+                        "an array",
+                        other,
+                    ))
                 }
             };
             match message.get("content") {
@@ -476,7 +481,9 @@ fn check_image_url(path: &str, image_url: Option<&Value>) -> Check {
         Some(Value::String(detail)) if matches!(detail.as_str(), "auto" | "low" | "high") => Ok(()),
         Some(Value::String(detail)) => Err(invalid_value(
             &format!("{path}.detail"),
-            format!("invalid value for '{path}.detail': '{detail}' (expected 'auto', 'low' or 'high')"),
+            format!(
+                "invalid value for '{path}.detail': '{detail}' (expected 'auto', 'low' or 'high')"
+            ),
         )),
         Some(other) => Err(invalid_type(&format!("{path}.detail"), "a string", other)),
     }

@@ -33,7 +33,13 @@ fn decode(bytes: &[u8], read_size: usize) -> Vec<StreamEvent> {
 #[test]
 fn folds_a_recorded_stream_into_the_non_streaming_response() {
     let events = decode(STREAM.as_bytes(), 17);
-    assert_eq!(events.iter().filter(|e| matches!(e, StreamEvent::Comment(c) if c == "ping")).count(), 1);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::Comment(c) if c == "ping"))
+            .count(),
+        1
+    );
     assert_eq!(events.last(), Some(&StreamEvent::Done));
     let mut aggregator = ChunkAggregator::new();
     for event in &events {
@@ -85,7 +91,9 @@ fn error_events_and_malformed_payloads_are_told_apart() {
 
     let mut decoder = ChunkDecoder::new();
     let mut out = Vec::new();
-    let err = decoder.feed(b"data: {\"nope\":1}\n\n", &mut out).unwrap_err();
+    let err = decoder
+        .feed(b"data: {\"nope\":1}\n\n", &mut out)
+        .unwrap_err();
     assert!(err.to_string().contains("malformed chunk"), "{err}");
 }
 

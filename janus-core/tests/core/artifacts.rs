@@ -54,7 +54,10 @@ fn verify_detects_size_and_hash_mismatch() {
     let artifact = ArtifactDescriptor::for_bytes(b"abc", "a", "text/plain", "http://h/a");
     assert!(matches!(
         artifact.verify(b"abcd"),
-        Err(ArtifactError::SizeMismatch { expected: 3, actual: 4 })
+        Err(ArtifactError::SizeMismatch {
+            expected: 3,
+            actual: 4
+        })
     ));
     assert!(matches!(
         artifact.verify(b"abd"),
@@ -94,8 +97,14 @@ fn data_url_decode_rejects_malformed() {
 fn artifact_type_follows_mime() {
     assert_eq!(ArtifactType::from_mime("image/png"), ArtifactType::Image);
     assert_eq!(ArtifactType::from_mime("text/csv"), ArtifactType::Dataset);
-    assert_eq!(ArtifactType::from_mime("text/markdown; charset=utf-8"), ArtifactType::File);
-    assert_eq!(ArtifactType::from_mime("application/octet-stream"), ArtifactType::Binary);
+    assert_eq!(
+        ArtifactType::from_mime("text/markdown; charset=utf-8"),
+        ArtifactType::File
+    );
+    assert_eq!(
+        ArtifactType::from_mime("application/octet-stream"),
+        ArtifactType::Binary
+    );
 }
 
 #[test]

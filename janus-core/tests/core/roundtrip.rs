@@ -2,8 +2,8 @@
 //! nothing absent comes back as `null`.
 
 use janus_core::{
-    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ContentPart,
-    ErrorEnvelope, Message, MessageContent,
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ContentPart, ErrorEnvelope,
+    Message, MessageContent,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -26,7 +26,10 @@ fn single_and_multi_line_events() {
         vec![event("line one\nline two\n")]
     );
     // No space after the colon is fine; only one leading space is stripped.
-    assert_eq!(decode_all(b"data:x\n\ndata:  y\n\n"), vec![event("x"), event(" y")]);
+    assert_eq!(
+        decode_all(b"data:x\n\ndata:  y\n\n"),
+        vec![event("x"), event(" y")]
+    );
 }
 
 #[test]
@@ -65,7 +68,10 @@ fn comments_with_and_without_space() {
 fn lf_crlf_and_cr_line_endings() {
     let expected = vec![event("a"), event("b\nc")];
     assert_eq!(decode_all(b"data: a\n\ndata: b\ndata: c\n\n"), expected);
-    assert_eq!(decode_all(b"data: a\r\n\r\ndata: b\r\ndata: c\r\n\r\n"), expected);
+    assert_eq!(
+        decode_all(b"data: a\r\n\r\ndata: b\r\ndata: c\r\n\r\n"),
+        expected
+    );
     assert_eq!(decode_all(b"data: a\r\rdata: b\rdata: c\r\r"), expected);
 }
 
@@ -105,7 +111,9 @@ fn invalid_utf8_is_replaced_not_an_error() {
 fn incomplete_event_at_eof_is_discarded() {
     let mut decoder = SseDecoder::new();
     let mut out = Vec::new();
-    decoder.feed(b"data: complete\n\ndata: never finished", &mut out).unwrap();
+    decoder
+        .feed(b"data: complete\n\ndata: never finished", &mut out)
+        .unwrap();
     decoder.finish(&mut out).unwrap();
     assert_eq!(out, vec![event("complete")]);
 }
@@ -169,7 +177,10 @@ fn boundaries() {
     decoder.feed(b": comment\n", &mut out).unwrap();
     assert!(decoder.at_boundary(), "after a comment line");
     decoder.feed(b"data: cr\r\r", &mut out).unwrap();
-    assert!(decoder.at_boundary(), "after a lone CR that ended the event");
+    assert!(
+        decoder.at_boundary(),
+        "after a lone CR that ended the event"
+    );
     assert_eq!(out.len(), 4);
 }
 
@@ -179,7 +190,12 @@ fn last_boundary_offsets() {
     let mut out = Vec::new();
     let bytes = b"data: one\n\ndata: two\n\ndata: thr";
     let outcome = decoder.feed(bytes, &mut out).unwrap();
-    assert_eq!(outcome, FeedOutcome { last_boundary: Some(22) });
+    assert_eq!(
+        outcome,
+        FeedOutcome {
+            last_boundary: Some(22)
+        }
+    );
     assert_eq!(&bytes[..22], b"data: one\n\ndata: two\n\n");
     let outcome = decoder.feed(b"ee", &mut out).unwrap();
     assert_eq!(outcome.last_boundary, None);
@@ -228,19 +244,23 @@ enum Gen {
 
 fn text() -> impl Strategy<Value = String> {
     // Unicode without line breaks; multi-line data comes from joining several of these.
-    proptest::collection::vec("[a-zA-Z0-9 {}\":,é日本🙂-]{0,12}", 1..4).prop_map(|lines| lines.join("\n"))
+    proptest::collection::vec("[a-zA-Z0-9 {}\":,é日本🙂-]{0,12}", 1..4)
+        .prop_map(|lines| lines.join("\n"))
 }
 
 fn gen_item() -> impl Strategy<Value = Gen> {
     prop_oneof![
-        (text(), proptest::option::of("[a-z]{1,8}"), proptest::option::of("[0-9]{1,4}")).prop_map(
-            |(data, event, id)| Gen::Event(SseEvent {
+        (
+            text(),
+            proptest::option::of("[a-z]{1,8}"),
+            proptest::option::of("[0-9]{1,4}")
+        )
+            .prop_map(|(data, event, id)| Gen::Event(SseEvent {
                 event,
                 data,
                 id,
                 retry: None
-            })
-        ),
+            })),
         "[a-z ]{0,10}".prop_map(Gen::Comment),
     ]
 }
@@ -254,7 +274,10 @@ fn encode(items: &[Gen], ending: &str) -> Vec<u8> {
             Gen::Comment(text) => encode_comment(text, &mut out),
         }
     }
-    String::from_utf8(out).unwrap().replace('\n', ending).into_bytes()
+    String::from_utf8(out)
+        .unwrap()
+        .replace('\n', ending)
+        .into_bytes()
 }
 
 fn expected(items: &[Gen]) -> Vec<SseItem> {

@@ -1,0 +1,524 @@
+//! Gateway configuration: flags, environment variables and a TOML file, merged with flags
+//! over env over file over the documented defaults.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Why the configuration is unusable; the message names the bad setting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting has a value that cannot be used.
+    #[error("invalid {setting}: {reason}")]
+    Invalid {
+        /// The flag or file key, e.g. `--competitor`.
+        setting: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Command-line flags; each has an environment variable and a documented default.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "janus-gateway",
+    version,
+    about = "The Janus gateway: one OpenAI-compatible endpoint in front of competing backends.",
+    long_about = "The Janus gateway: one OpenAI-compatible endpoint in front of competing backends.\n\n\
+Clients call POST /v1/chat/completions; the gateway validates the request, picks a competitor \
+(competitor_id, then a model equal to a competitor id, then the default), relays its SSE \
+stream byte for byte with keep-alive comments, and reports failures as OpenAI error envelopes.\n\n\
+Precedence: flags over environment over --config file over defaults."
+)]
+pub struct Args {
+    /// Address to listen on [env: JANUS_LISTEN] [default: 127.0.0.1:8000]
+    #[arg(long, env = "JANUS_LISTEN", value_name = "ADDR", hide_env = true)]
+    pub listen: Option<String>,
+
+    /// A competitor as ID=URL; repeatable [env: JANUS_COMPETITORS, comma-separated]
+    #[arg(
+        long = "competitor",
+        env = "JANUS_COMPETITORS",
+        value_name = "ID=URL",
+        value_delimiter = ',',
+        hide_env = true
+    )]
+    pub competitors: Vec<String>,
+
+    /// Competitor used when the request names none [env: JANUS_DEFAULT_COMPETITOR] [default: the first listed]
+    #[arg(
+        long,
+        env = "JANUS_DEFAULT_COMPETITOR",
+        value_name = "ID",
+        hide_env = true
+    )]
+    pub default_competitor: Option<String>,
+
+    /// TOML file with the same settings plus per-competitor options [env: JANUS_CONFIG]
+    #[arg(long, env = "JANUS_CONFIG", value_name = "FILE", hide_env = true)]
+    pub config: Option<PathBuf>,
+
+    /// Upstream silence after which ": ping" is sent [env: JANUS_KEEPALIVE_INTERVAL] [default: 1.5s]
+    #[arg(
+        long,
+        env = "JANUS_KEEPALIVE_INTERVAL",
+        value_name = "DURATION",
+        hide_env = true
+    )]
+    pub keepalive_interval: Option<String>,
+
+    /// Total time a request may take [env: JANUS_REQUEST_TIMEOUT] [default: 300s]
+    #[arg(
+        long,
+        env = "JANUS_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        hide_env = true
+    )]
+    pub request_timeout: Option<String>,
+
+    /// Time to open a TCP connection to a competitor [env: JANUS_CONNECT_TIMEOUT] [default: 5s]
+    #[arg(
+        long,
+        env = "JANUS_CONNECT_TIMEOUT",
+        value_name = "DURATION",
+        hide_env = true
+    )]
+    pub connect_timeout: Option<String>,
+
+    /// Largest accepted request body in bytes [env: JANUS_MAX_BODY_BYTES] [default: 10485760]
+    #[arg(
+        long,
+        env = "JANUS_MAX_BODY_BYTES",
+        value_name = "BYTES",
+        hide_env = true
+    )]
+    pub max_body_bytes: Option<u64>,
+
+    /// Time in-flight streams get to finish on shutdown [env: JANUS_SHUTDOWN_GRACE] [default: 30s]
+    #[arg(
+        long,
+        env = "JANUS_SHUTDOWN_GRACE",
+        value_name = "DURATION",
+        hide_env = true
+    )]
+    pub shutdown_grace: Option<String>,
+
+    /// Comma-separated API keys; when set, clients must send "Authorization: Bearer <key>" [env: JANUS_API_KEYS]
+    #[arg(long, env = "JANUS_API_KEYS", value_name = "KEYS", hide_env = true)]
+    pub api_keys: Option<String>,
+
+    /// Log format [env: JANUS_LOG_FORMAT] [default: json when stderr is not a terminal, else pretty]
+    #[arg(long, env = "JANUS_LOG_FORMAT", value_enum, hide_env = true)]
+    pub log_format: Option<LogFormat>,
+
+    /// Interval of the background /health probes of each competitor [env: JANUS_HEALTH_INTERVAL] [default: 10s]
+    #[arg(
+        long,
+        env = "JANUS_HEALTH_INTERVAL",
+        value_name = "DURATION",
+        hide_env = true
+    )]
+    pub health_interval: Option<String>,
+
+    /// Cold-start attempts on 429/502/503/504 before giving up [env: JANUS_COLD_START_ATTEMPTS] [default: 6]
+    #[arg(
+        long,
+        env = "JANUS_COLD_START_ATTEMPTS",
+        value_name = "N",
+        hide_env = true
+    )]
+    pub cold_start_attempts: Option<u32>,
+
+    /// First cold-start backoff; doubles up to 15s [env: JANUS_COLD_START_BACKOFF] [default: 2s]
+    #[arg(
+        long,
+        env = "JANUS_COLD_START_BACKOFF",
+        value_name = "DURATION",
+        hide_env = true
+    )]
+    pub cold_start_backoff: Option<String>,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    default_competitor: Option<String>,
+    keepalive_interval: Option<String>,
+    request_timeout: Option<String>,
+    connect_timeout: Option<String>,
+    max_body_bytes: Option<u64>,
+    shutdown_grace: Option<String>,
+    api_keys: Option<Vec<String>>,
+    log_format: Option<LogFormat>,
+    health_interval: Option<String>,
+    cold_start_attempts: Option<u32>,
+    cold_start_backoff: Option<String>,
+    #[serde(default, rename = "competitor")]
+    competitors: Vec<FileCompetitor>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCompetitor {
+    id: String,
+    url: Option<String>,
+    timeout: Option<String>,
+    max_concurrent_requests: Option<usize>,
+    description: Option<String>,
+}
+
+/// One competitor the gateway can route to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompetitorConfig {
+    /// Routing id (also accepted as `model`).
+    pub id: String,
+    /// Base URL, e.g. `http://127.0.0.1:8080` (no trailing slash).
+    pub url: String,
+    /// Total request timeout for this competitor (default: the gateway's).
+    pub timeout: Option<Duration>,
+    /// Concurrent requests allowed; more get 429.
+    pub max_concurrent_requests: Option<usize>,
+    /// Shown in `/v1/models`.
+    pub description: Option<String>,
+}
+
+/// Cold-start retry policy (contract.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// First backoff; doubles each time.
+    pub initial_backoff: Duration,
+    /// Backoff cap.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            initial_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The resolved gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Competitors in the order listed.
+    pub competitors: Vec<CompetitorConfig>,
+    /// Id of the default competitor.
+    pub default_competitor: String,
+    /// Silence before a keep-alive comment.
+    pub keepalive_interval: Duration,
+    /// Total request timeout.
+    pub request_timeout: Duration,
+    /// TCP connect timeout towards competitors.
+    pub connect_timeout: Duration,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+    /// Grace period for in-flight streams on shutdown.
+    pub shutdown_grace: Duration,
+    /// Accepted API keys; empty means no authentication.
+    pub api_keys: Vec<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Interval of background health probes.
+    pub health_interval: Duration,
+    /// Cold-start retries.
+    pub retry: RetryPolicy,
+}
+
+impl Config {
+    /// A configuration with defaults and these competitors (the first is the default).
+    pub fn with_competitors(competitors: Vec<CompetitorConfig>) -> Config {
+        let default_competitor = competitors
+            .first()
+            .map(|c| c.id.clone())
+            .unwrap_or_default();
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            competitors,
+            default_competitor,
+            keepalive_interval: janus_core::contract::KEEPALIVE_INTERVAL,
+            request_timeout: janus_core::contract::DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: Duration::from_secs(5),
+            max_body_bytes: janus_core::contract::MAX_BODY_BYTES,
+            shutdown_grace: Duration::from_secs(30),
+            api_keys: Vec::new(),
+            log_format: LogFormat::Json,
+            health_interval: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The competitor with this id.
+    pub fn competitor(&self, id: &str) -> Option<&CompetitorConfig> {
+        self.competitors.iter().find(|c| c.id == id)
+    }
+}
+
+/// A competitor from `ID=URL`.
+pub fn parse_competitor(spec: &str) -> Result<CompetitorConfig, ConfigError> {
+    let (id, url) = spec
+        .split_once('=')
+        .ok_or_else(|| invalid("--competitor", format!("'{spec}' is not ID=URL")))?;
+    let id = id.trim();
+    check_id(id)?;
+    Ok(CompetitorConfig {
+        id: id.to_owned(),
+        url: check_url(url.trim(), "--competitor")?,
+        timeout: None,
+        max_concurrent_requests: None,
+        description: None,
+    })
+}
+
+fn check_id(id: &str) -> Result<(), ConfigError> {
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(invalid(
+            "--competitor",
+            format!("competitor id '{id}' must be non-empty and use only letters, digits, '-', '_', '.', ':'"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_url(url: &str, setting: &str) -> Result<String, ConfigError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| invalid(setting, format!("'{url}' is not a URL: {e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(invalid(
+            setting,
+            format!("'{url}' must be an http:// URL (TLS terminates in front of competitors)"),
+        ));
+    }
+    if uri.host().is_none() {
+        return Err(invalid(setting, format!("'{url}' has no host")));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn parse_duration(value: &str, setting: &str) -> Result<Duration, ConfigError> {
+    let duration = humantime::parse_duration(value.trim()).map_err(|e| {
+        invalid(
+            setting,
+            format!("'{value}' is not a duration like 1.5s or 300ms: {e}"),
+        )
+    })?;
+    if duration.is_zero() {
+        return Err(invalid(setting, "must be greater than zero"));
+    }
+    Ok(duration)
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+impl Args {
+    /// Resolves flags, environment and file into a [`Config`].
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Config::with_competitors(Vec::new());
+
+        if let Some(listen) = self.listen.or(file.listen) {
+            config.listen = listen
+                .trim()
+                .parse()
+                .map_err(|_| invalid("--listen", format!("'{listen}' is not HOST:PORT")))?;
+        }
+
+        // Flag/env competitors take precedence; per-competitor options from the file apply
+        // by id to whichever list wins.
+        let mut competitors = Vec::new();
+        if self.competitors.is_empty() {
+            for c in &file.competitors {
+                check_id(&c.id)?;
+                let url = c.url.as_deref().ok_or_else(|| {
+                    invalid(
+                        "competitor.url",
+                        format!("competitor '{}' has no url", c.id),
+                    )
+                })?;
+                competitors.push(CompetitorConfig {
+                    id: c.id.clone(),
+                    url: check_url(url, "competitor.url")?,
+                    timeout: None,
+                    max_concurrent_requests: None,
+                    description: None,
+                });
+            }
+        } else {
+            for spec in self.competitors.iter().filter(|s| !s.trim().is_empty()) {
+                competitors.push(parse_competitor(spec)?);
+            }
+        }
+        for competitor in &mut competitors {
+            if let Some(options) = file.competitors.iter().find(|c| c.id == competitor.id) {
+                if let Some(timeout) = &options.timeout {
+                    competitor.timeout = Some(parse_duration(timeout, "competitor.timeout")?);
+                }
+                if let Some(max) = options.max_concurrent_requests {
+                    if max == 0 {
+                        return Err(invalid(
+                            "competitor.max_concurrent_requests",
+                            "must be at least 1",
+                        ));
+                    }
+                    competitor.max_concurrent_requests = Some(max);
+                }
+                competitor.description.clone_from(&options.description);
+            }
+        }
+        for (i, c) in competitors.iter().enumerate() {
+            if competitors[..i].iter().any(|other| other.id == c.id) {
+                return Err(invalid(
+                    "--competitor",
+                    format!("competitor id '{}' is listed twice", c.id),
+                ));
+            }
+        }
+        if competitors.is_empty() {
+            return Err(invalid(
+                "--competitor",
+                "no competitors configured: pass --competitor ID=URL or set JANUS_COMPETITORS",
+            ));
+        }
+        config.default_competitor = match self.default_competitor.or(file.default_competitor) {
+            Some(id) if competitors.iter().any(|c| c.id == id) => id,
+            Some(id) => {
+                return Err(invalid(
+                    "--default-competitor",
+                    format!("'{id}' is not one of the configured competitors"),
+                ))
+            }
+            None => competitors[0].id.clone(),
+        };
+        config.competitors = competitors;
+
+        let durations: [(&str, Option<String>, &mut Duration); 6] = [
+            (
+                "--keepalive-interval",
+                self.keepalive_interval.or(file.keepalive_interval),
+                &mut config.keepalive_interval,
+            ),
+            (
+                "--request-timeout",
+                self.request_timeout.or(file.request_timeout),
+                &mut config.request_timeout,
+            ),
+            (
+                "--connect-timeout",
+                self.connect_timeout.or(file.connect_timeout),
+                &mut config.connect_timeout,
+            ),
+            (
+                "--shutdown-grace",
+                self.shutdown_grace.or(file.shutdown_grace),
+                &mut config.shutdown_grace,
+            ),
+            (
+                "--health-interval",
+                self.health_interval.or(file.health_interval),
+                &mut config.health_interval,
+            ),
+            (
+                "--cold-start-backoff",
+                self.cold_start_backoff.or(file.cold_start_backoff),
+                &mut config.retry.initial_backoff,
+            ),
+        ];
+        for (setting, value, slot) in durations {
+            if let Some(value) = value {
+                *slot = parse_duration(&value, setting)?;
+            }
+        }
+        if config.keepalive_interval >= janus_core::contract::MAX_GAP {
+            return Err(invalid(
+                "--keepalive-interval",
+                "must be below 2s, the longest gap the contract allows",
+            ));
+        }
+        if let Some(bytes) = self.max_body_bytes.or(file.max_body_bytes) {
+            if bytes == 0 {
+                return Err(invalid("--max-body-bytes", "must be at least 1"));
+            }
+            config.max_body_bytes = usize::try_from(bytes)
+                .map_err(|_| invalid("--max-body-bytes", "too large for this machine"))?;
+        }
+        if let Some(attempts) = self.cold_start_attempts.or(file.cold_start_attempts) {
+            if attempts == 0 {
+                return Err(invalid("--cold-start-attempts", "must be at least 1"));
+            }
+            config.retry.max_attempts = attempts;
+        }
+        config.api_keys = match self.api_keys {
+            Some(keys) => keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => file.api_keys.unwrap_or_default(),
+        };
+        config.log_format = self.log_format.or(file.log_format).unwrap_or_else(|| {
+            if std::io::stderr().is_terminal() {
+                LogFormat::Pretty
+            } else {
+                LogFormat::Json
+            }
+        });
+        Ok(config)
+    }
+}

@@ -1,0 +1,185 @@
+//! Every failure the gateway reports, mapped in one place to an HTTP status, an OpenAI error
+//! envelope, a log level and a metrics label.
+
+use http::StatusCode;
+use janus_core::{ErrorEnvelope, ErrorKind, ValidationError};
+
+/// A failure while serving a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The request body failed validation.
+    #[error("{0}")]
+    Invalid(ValidationError),
+    /// The body is over the configured limit.
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The request body could not be read from the client.
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    /// API keys are configured and the request has none or a wrong one.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// `competitor_id` names no configured competitor.
+    #[error("competitor '{0}' is not registered")]
+    CompetitorNotFound(String),
+    /// The competitor is at its concurrency limit.
+    #[error("competitor '{0}' is at its concurrent request limit; retry shortly")]
+    CompetitorBusy(String),
+    /// No route for this path.
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// The path exists but not for this method.
+    #[error("method {method} is not allowed for {path}")]
+    MethodNotAllowed {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// The `Allow` header value.
+        allow: &'static str,
+    },
+    /// The competitor could not be reached.
+    #[error("competitor '{competitor}' is unreachable: {reason}")]
+    Unreachable {
+        /// Competitor id.
+        competitor: String,
+        /// Why.
+        reason: String,
+    },
+    /// The competitor answered with an error status.
+    #[error("competitor '{competitor}' answered {status}: {message}")]
+    UpstreamStatus {
+        /// Competitor id.
+        competitor: String,
+        /// Its status.
+        status: StatusCode,
+        /// Its error message, or a summary of its body.
+        message: String,
+        /// The competitor's own error envelope, passed through for 4xx.
+        envelope: Option<Box<ErrorEnvelope>>,
+    },
+    /// The competitor's response is not what the contract says.
+    #[error("competitor '{competitor}' sent an invalid response: {reason}")]
+    InvalidUpstream {
+        /// Competitor id.
+        competitor: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The connection to the competitor broke mid-response.
+    #[error("competitor '{competitor}' connection failed mid-response: {reason}")]
+    UpstreamReset {
+        /// Competitor id.
+        competitor: String,
+        /// Why.
+        reason: String,
+    },
+    /// The request ran past its total timeout.
+    #[error("competitor '{competitor}' did not finish within {seconds:.0}s")]
+    Timeout {
+        /// Competitor id.
+        competitor: String,
+        /// The timeout.
+        seconds: f64,
+    },
+    /// The gateway is shutting down and the grace period ran out.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl GatewayError {
+    /// HTTP status when the response has not started.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::Invalid(_) | GatewayError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::CompetitorNotFound(_) | GatewayError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            GatewayError::CompetitorBusy(_) => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::UpstreamStatus {
+                status, envelope, ..
+            } if status.is_client_error() && envelope.is_some() => *status,
+            GatewayError::Unreachable { .. }
+            | GatewayError::UpstreamStatus { .. }
+            | GatewayError::InvalidUpstream { .. }
+            | GatewayError::UpstreamReset { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Machine-readable code (also the `outcome` label in logs and metrics).
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::Invalid(e) => e.code,
+            GatewayError::BodyTooLarge { .. } => "request_too_large",
+            GatewayError::BodyRead(_) => "body_read_error",
+            GatewayError::Unauthorized(_) => "invalid_api_key",
+            GatewayError::CompetitorNotFound(_) => "competitor_not_found",
+            GatewayError::CompetitorBusy(_) => "competitor_busy",
+            GatewayError::NotFound(_) => "not_found",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::Unreachable { .. } => "upstream_unreachable",
+            GatewayError::UpstreamStatus { .. } => "upstream_error",
+            GatewayError::InvalidUpstream { .. } => "upstream_invalid_response",
+            GatewayError::UpstreamReset { .. } => "upstream_reset",
+            GatewayError::Timeout { .. } => "upstream_timeout",
+            GatewayError::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// True for failures caused by the competitor (counted as upstream errors).
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::Unreachable { .. }
+                | GatewayError::UpstreamStatus { .. }
+                | GatewayError::InvalidUpstream { .. }
+                | GatewayError::UpstreamReset { .. }
+                | GatewayError::Timeout { .. }
+        )
+    }
+
+    /// The OpenAI error envelope.
+    pub fn envelope(&self) -> ErrorEnvelope {
+        match self {
+            GatewayError::Invalid(e) => return e.to_envelope(),
+            GatewayError::UpstreamStatus {
+                envelope: Some(envelope),
+                status,
+                ..
+            } if status.is_client_error() => return (**envelope).clone(),
+            _ => {}
+        }
+        let kind = match self {
+            GatewayError::Invalid(_)
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::BodyRead(_)
+            | GatewayError::CompetitorNotFound(_)
+            | GatewayError::NotFound(_)
+            | GatewayError::MethodNotAllowed { .. } => ErrorKind::InvalidRequest,
+            GatewayError::Unauthorized(_) => ErrorKind::Authentication,
+            GatewayError::CompetitorBusy(_) => ErrorKind::RateLimit,
+            GatewayError::Timeout { .. } => ErrorKind::Timeout,
+            _ => ErrorKind::Server,
+        };
+        let envelope = ErrorEnvelope::new(kind, self.to_string(), Some(self.code()));
+        match self {
+            GatewayError::CompetitorNotFound(_) => envelope.with_param("competitor_id"),
+            _ => envelope,
+        }
+    }
+
+    /// True when this is worth a warning in the logs (the gateway or a competitor failed),
+    /// false for client mistakes.
+    pub fn is_server_side(&self) -> bool {
+        self.status().is_server_error()
+    }
+}

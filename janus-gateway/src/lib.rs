@@ -1,0 +1,72 @@
+//! `janus-gateway` — the one stable endpoint clients talk to.
+//!
+//! It validates OpenAI-compatible chat requests, routes each to a competitor
+//! (`competitor_id` → `model` equal to a competitor id → the default), relays the
+//! competitor's SSE stream byte for byte with keep-alive comments at event boundaries, and
+//! reports every failure as an OpenAI error envelope (before the stream starts) or as an
+//! error event followed by `[DONE]` (after).
+//!
+//! Map of the crate:
+//! - `config`: flags, environment and TOML file → [`Config`].
+//! - `server`: [`run`] — the accept loop, graceful shutdown and request dispatch.
+//! - `relay`: the streaming body ([`RelayBody`]).
+//! - `upstream`: the pooled competitor client, cold-start retries.
+//! - `health`: background `/health` probes of competitors.
+//! - `metrics`: Prometheus metrics; `access`: the per-request log line.
+//! - `error`: [`GatewayError`] → status, envelope, log level, in one place.
+
+mod access;
+mod config;
+mod error;
+mod health;
+mod metrics;
+mod relay;
+mod server;
+mod upstream;
+
+pub use config::{
+    parse_competitor, Args, CompetitorConfig, Config, ConfigError, LogFormat, RetryPolicy,
+};
+pub use error::GatewayError;
+pub use metrics::Metrics;
+pub use relay::{RelayBody, RelayOptions};
+pub use server::{run, ResponseBody};
+
+/// Installs the global tracing subscriber (`RUST_LOG` filters, default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
+
+/// Resolves when the process gets SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

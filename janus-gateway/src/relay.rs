@@ -1,0 +1,372 @@
+//! The streaming relay: an `http_body::Body` that forwards the competitor's SSE bytes as they
+//! arrive and keeps the client's stream alive.
+//!
+//! Bytes are forwarded up to the last complete event of each read (`janus_core::sse` tells
+//! where that is); the tail of a partly received event waits for the rest. So what the client
+//! has seen always ends at an event boundary, and a keep-alive comment or an error event can
+//! be inserted at any moment without corrupting the stream. Reads are forwarded as
+//! zero-copy slices; only partial tails are copied.
+//!
+//! Cancellation: when the client goes away hyper drops this body, which drops the upstream
+//! response body, which closes the competitor connection at once.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::Response;
+use janus_core::sse::{SseDecoder, SseItem, DONE, DONE_DATA, PING};
+use tokio::time::{Instant, Sleep};
+
+use crate::access::AccessRecord;
+use crate::error::GatewayError;
+use crate::upstream::{error_chain, has_content_type};
+
+/// The comment sent while waiting for a cold competitor.
+pub const WARMING: &[u8] = b": warming upstream\n\n";
+
+/// Cap on one upstream event; larger events end the stream with an error.
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+type Connect = Pin<Box<dyn Future<Output = Result<Response<Incoming>, GatewayError>> + Send>>;
+type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+enum State {
+    /// Waiting for the competitor's response headers (with cold-start retries).
+    Connecting(Connect),
+    /// Relaying the competitor's body.
+    Streaming(Incoming),
+    /// Nothing more to read; the queue drains, then the body ends.
+    Ended,
+}
+
+/// The SSE body of a relayed stream.
+pub struct RelayBody {
+    state: State,
+    queue: VecDeque<(Bytes, bool)>,
+    competitor: String,
+    decoder: SseDecoder,
+    items: Vec<SseItem>,
+    partial: BytesMut,
+    done_seen: bool,
+    keepalive_interval: Duration,
+    keepalive: Pin<Box<Sleep>>,
+    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+    shutdown: Signal,
+    warming: Arc<AtomicBool>,
+    record: AccessRecord,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl std::fmt::Debug for RelayBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayBody")
+            .field("competitor", &self.competitor)
+            .field("queued", &self.queue.len())
+            .field("done_seen", &self.done_seen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a relay needs besides the upstream future.
+#[derive(Debug)]
+pub struct RelayOptions {
+    /// Competitor id, for errors.
+    pub competitor: String,
+    /// Silence before a keep-alive comment.
+    pub keepalive_interval: Duration,
+    /// Total time the stream may take.
+    pub timeout: Duration,
+    /// Raised by the upstream future while it waits between cold-start attempts.
+    pub warming: Arc<AtomicBool>,
+    /// Held until the stream ends (per-competitor concurrency).
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl RelayBody {
+    /// A relay that first awaits `connect`, then streams its body.
+    pub fn new(
+        connect: impl Future<Output = Result<Response<Incoming>, GatewayError>> + Send + 'static,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        options: RelayOptions,
+        mut record: AccessRecord,
+    ) -> Self {
+        record.begin_stream();
+        let now = Instant::now();
+        RelayBody {
+            state: State::Connecting(Box::pin(connect)),
+            queue: VecDeque::new(),
+            competitor: options.competitor,
+            decoder: SseDecoder::with_max_event_bytes(MAX_EVENT_BYTES),
+            items: Vec::new(),
+            partial: BytesMut::new(),
+            done_seen: false,
+            keepalive_interval: options.keepalive_interval,
+            keepalive: Box::pin(tokio::time::sleep_until(now + options.keepalive_interval)),
+            deadline: Box::pin(tokio::time::sleep_until(now + options.timeout)),
+            timeout: options.timeout,
+            shutdown: Box::pin(shutdown),
+            warming: options.warming,
+            record,
+            _permit: options.permit,
+        }
+    }
+
+    /// Ends the stream with an error event and `[DONE]` (unless `[DONE]` already went out).
+    fn fail(&mut self, error: GatewayError) {
+        let code = error.code();
+        if error.is_upstream() {
+            self.record.upstream_error(code);
+            tracing::warn!(competitor = %self.competitor, code, error = %error, "stream failed");
+        } else {
+            tracing::info!(competitor = %self.competitor, code, error = %error, "stream ended early");
+        }
+        self.record.set_outcome(code);
+        if !self.done_seen {
+            // Only the error body: status lines are meaningless mid-stream.
+            let mut envelope = error.envelope();
+            envelope.error.param = None;
+            self.queue
+                .push_back((Bytes::from(envelope.to_sse_event()), false));
+            self.queue.push_back((Bytes::from_static(DONE), false));
+            self.done_seen = true;
+        }
+        self.state = State::Ended;
+    }
+
+    fn on_response(&mut self, response: Response<Incoming>) {
+        if !has_content_type(&response, janus_core::contract::EVENT_STREAM_CONTENT_TYPE) {
+            let found = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_owned();
+            self.fail(GatewayError::InvalidUpstream {
+                competitor: self.competitor.clone(),
+                reason: format!("expected content-type text/event-stream, got {found}"),
+            });
+            return;
+        }
+        self.state = State::Streaming(response.into_body());
+    }
+
+    /// Forwards complete events of `data`, holds back a partial tail, watches for `[DONE]`
+    /// and malformed or oversize events.
+    fn on_data(&mut self, data: Bytes) {
+        let outcome = match self.decoder.feed(&data, &mut self.items) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.items.clear();
+                return self.fail(GatewayError::InvalidUpstream {
+                    competitor: self.competitor.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let mut done_at = None;
+        let mut malformed = None;
+        for (i, item) in self.items.iter().enumerate() {
+            let SseItem::Event(event) = item else {
+                continue;
+            };
+            if event.data.trim() == DONE_DATA {
+                done_at = Some(i);
+                break;
+            }
+            // One JSON syntax check per event (no allocation: IgnoredAny). The contract turns
+            // a malformed event into an error event, and a client must never see a broken one.
+            if serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_err() {
+                malformed = Some(crate::upstream::summarize(event.data.as_bytes()));
+                break;
+            }
+        }
+        if let Some(summary) = malformed {
+            self.items.clear();
+            return self.fail(GatewayError::InvalidUpstream {
+                competitor: self.competitor.clone(),
+                reason: format!("event is not JSON: {summary}"),
+            });
+        }
+        let trailing_events = match done_at {
+            Some(i) => self.items[i + 1..]
+                .iter()
+                .any(|item| matches!(item, SseItem::Event(_))),
+            None => false,
+        };
+        self.items.clear();
+
+        let mut ready = match outcome.last_boundary {
+            Some(boundary) if self.partial.is_empty() => {
+                let head = data.slice(..boundary);
+                if boundary < data.len() {
+                    self.partial.extend_from_slice(&data[boundary..]);
+                }
+                head
+            }
+            Some(boundary) => {
+                let mut joined = std::mem::take(&mut self.partial);
+                joined.extend_from_slice(&data[..boundary]);
+                if boundary < data.len() {
+                    self.partial.extend_from_slice(&data[boundary..]);
+                }
+                joined.freeze()
+            }
+            None => {
+                self.partial.extend_from_slice(&data);
+                Bytes::new()
+            }
+        };
+        if done_at.is_some() {
+            if trailing_events {
+                // Rare: the competitor sent events after [DONE] in the same read. Cut exactly
+                // after [DONE]; what the client has seen ends at a boundary, so a fresh
+                // decoder over `ready` finds the spot.
+                let cut = end_of_done(&ready).unwrap_or(ready.len());
+                ready.truncate(cut);
+            }
+            self.done_seen = true;
+            self.partial.clear();
+            self.record.set_outcome("ok");
+            self.state = State::Ended;
+        }
+        if !ready.is_empty() {
+            self.queue.push_back((ready, false));
+        }
+    }
+
+    fn on_upstream_end(&mut self) {
+        if !self.partial.is_empty() {
+            let reason = format!(
+                "stream ended inside an event ({} bytes never completed)",
+                self.partial.len()
+            );
+            self.partial.clear();
+            return self.fail(GatewayError::UpstreamReset {
+                competitor: self.competitor.clone(),
+                reason,
+            });
+        }
+        if !self.done_seen {
+            // A competitor that forgets [DONE] still ends cleanly: exactly one goes out.
+            self.queue.push_back((Bytes::from_static(DONE), false));
+            self.done_seen = true;
+        }
+        self.record.set_outcome("ok");
+        self.state = State::Ended;
+    }
+}
+
+/// Offset just past the `[DONE]` event in `bytes`, which starts at an event boundary.
+fn end_of_done(bytes: &[u8]) -> Option<usize> {
+    let mut decoder = SseDecoder::with_max_event_bytes(MAX_EVENT_BYTES);
+    let mut items = Vec::new();
+    for i in 0..bytes.len() {
+        decoder.feed(&bytes[i..=i], &mut items).ok()?;
+        let done = items
+            .drain(..)
+            .any(|item| matches!(item, SseItem::Event(e) if e.data.trim() == DONE_DATA));
+        if done {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+impl Body for RelayBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some((bytes, is_keepalive)) = this.queue.pop_front() {
+                this.record.emitted(bytes.len(), is_keepalive);
+                let next = Instant::now() + this.keepalive_interval;
+                this.keepalive.as_mut().reset(next);
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if matches!(this.state, State::Ended) {
+                return Poll::Ready(None);
+            }
+            if this.shutdown.as_mut().poll(cx).is_ready() {
+                this.fail(GatewayError::ShuttingDown);
+                continue;
+            }
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                this.fail(GatewayError::Timeout {
+                    competitor: this.competitor.clone(),
+                    seconds: this.timeout.as_secs_f64(),
+                });
+                continue;
+            }
+            match &mut this.state {
+                State::Connecting(connect) => match connect.as_mut().poll(cx) {
+                    Poll::Ready(Ok(response)) => {
+                        this.on_response(response);
+                        continue;
+                    }
+                    Poll::Ready(Err(error)) => {
+                        this.fail(error);
+                        continue;
+                    }
+                    Poll::Pending => {}
+                },
+                State::Streaming(body) => match Pin::new(body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            if !data.is_empty() {
+                                this.on_data(data);
+                            }
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        this.fail(GatewayError::UpstreamReset {
+                            competitor: this.competitor.clone(),
+                            reason: error_chain(&e),
+                        });
+                        continue;
+                    }
+                    Poll::Ready(None) => {
+                        this.on_upstream_end();
+                        continue;
+                    }
+                    Poll::Pending => {}
+                },
+                State::Ended => continue,
+            }
+            // Upstream is silent: a keep-alive is always safe here because what the client
+            // has seen ends at an event boundary.
+            if this.keepalive.as_mut().poll(cx).is_ready() {
+                let comment = if this.warming.load(Ordering::Relaxed) {
+                    WARMING
+                } else {
+                    PING
+                };
+                this.queue.push_back((Bytes::from_static(comment), true));
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Ended) && self.queue.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}

@@ -1,0 +1,232 @@
+//! Talking to competitors: one pooled HTTP client, the forwarded request, cold-start retries
+//! and the reading of error bodies.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use janus_core::contract::{
+    CHAT_COMPLETIONS_PATH, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, TRACEPARENT_HEADER,
+};
+use janus_core::ErrorEnvelope;
+
+use crate::config::RetryPolicy;
+use crate::error::GatewayError;
+
+/// The one pooled client the gateway uses for every competitor call.
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A retryable status counts as a cold start only if the competitor answered this fast.
+const QUICK_ANSWER: Duration = Duration::from_secs(10);
+/// Error bodies are read up to this size for their message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// And for at most this long.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds the pooled client: `TCP_NODELAY`, a connect timeout, a pool timer so idle
+/// connections are reaped.
+pub fn build_client(connect_timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// Tracing headers forwarded to the competitor.
+#[derive(Debug, Clone)]
+pub struct ForwardHeaders {
+    /// `X-Request-Id` (always set: the client's or a generated one).
+    pub request_id: HeaderValue,
+    /// `X-Correlation-ID`, when the client sent it.
+    pub correlation_id: Option<HeaderValue>,
+    /// `traceparent`, when the client sent it.
+    pub traceparent: Option<HeaderValue>,
+}
+
+/// One call to a competitor.
+#[derive(Debug, Clone)]
+pub struct UpstreamCall {
+    /// Competitor id, for errors and logs.
+    pub competitor: String,
+    /// `…/v1/chat/completions` of the competitor.
+    pub url: http::Uri,
+    /// The JSON body to send.
+    pub body: Bytes,
+    /// Streaming call (`Accept: text/event-stream`).
+    pub stream: bool,
+    /// Headers to forward.
+    pub headers: ForwardHeaders,
+}
+
+impl UpstreamCall {
+    /// The chat-completions URL of a competitor base URL.
+    pub fn chat_url(base: &str, competitor: &str) -> Result<http::Uri, GatewayError> {
+        format!("{base}{CHAT_COMPLETIONS_PATH}")
+            .parse()
+            .map_err(|e| GatewayError::Unreachable {
+                competitor: competitor.to_owned(),
+                reason: format!("bad url: {e}"),
+            })
+    }
+
+    fn request(&self) -> Result<Request<Full<Bytes>>, GatewayError> {
+        let accept = if self.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        // Built from scratch: only these headers reach the competitor, so the client's
+        // Authorization and hop-by-hop headers never do.
+        let mut builder = Request::post(self.url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, accept)
+            .header(REQUEST_ID_HEADER, self.headers.request_id.clone());
+        if let Some(value) = &self.headers.correlation_id {
+            builder = builder.header(CORRELATION_ID_HEADER, value.clone());
+        }
+        if let Some(value) = &self.headers.traceparent {
+            builder = builder.header(TRACEPARENT_HEADER, value.clone());
+        }
+        builder
+            .body(Full::new(self.body.clone()))
+            .map_err(|e| GatewayError::Unreachable {
+                competitor: self.competitor.clone(),
+                reason: format!("cannot build request: {e}"),
+            })
+    }
+}
+
+fn is_cold_start_status(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+/// Sends the call, retrying cold starts, and returns the competitor's 200 response.
+/// `warming` is raised while waiting between attempts so a streaming client gets
+/// `: warming upstream` comments instead of plain pings.
+pub async fn open(
+    client: &HttpClient,
+    call: &UpstreamCall,
+    retry: RetryPolicy,
+    warming: &AtomicBool,
+) -> Result<Response<Incoming>, GatewayError> {
+    let mut backoff = retry.initial_backoff;
+    let mut attempt = 1;
+    loop {
+        let sent_at = Instant::now();
+        let response =
+            client
+                .request(call.request()?)
+                .await
+                .map_err(|e| GatewayError::Unreachable {
+                    competitor: call.competitor.clone(),
+                    reason: error_chain(&e),
+                })?;
+        let status = response.status();
+        if status == StatusCode::OK {
+            warming.store(false, Ordering::Relaxed);
+            return Ok(response);
+        }
+        if is_cold_start_status(status)
+            && attempt < retry.max_attempts
+            && sent_at.elapsed() < QUICK_ANSWER
+        {
+            tracing::info!(
+                competitor = %call.competitor,
+                %status,
+                attempt,
+                backoff_ms = backoff.as_millis() as u64,
+                "competitor is warming up; retrying"
+            );
+            drop(response);
+            warming.store(true, Ordering::Relaxed);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(retry.max_backoff);
+            attempt += 1;
+            continue;
+        }
+        warming.store(false, Ordering::Relaxed);
+        return Err(status_error(&call.competitor, response).await);
+    }
+}
+
+/// Turns a non-200 response into an error, keeping the competitor's envelope if it sent one.
+async fn status_error(competitor: &str, response: Response<Incoming>) -> GatewayError {
+    let status = response.status();
+    let body = tokio::time::timeout(
+        ERROR_BODY_TIMEOUT,
+        Limited::new(response.into_body(), ERROR_BODY_LIMIT).collect(),
+    )
+    .await;
+    let bytes = match body {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => Bytes::new(),
+    };
+    let envelope = serde_json::from_slice::<ErrorEnvelope>(&bytes)
+        .ok()
+        .map(Box::new);
+    let message = match &envelope {
+        Some(envelope) => envelope.error.message.clone(),
+        None if bytes.is_empty() => status
+            .canonical_reason()
+            .unwrap_or("no reason given")
+            .to_owned(),
+        None => summarize(&bytes),
+    };
+    GatewayError::UpstreamStatus {
+        competitor: competitor.to_owned(),
+        status,
+        message,
+        envelope,
+    }
+}
+
+/// A short printable summary of a body for error messages.
+pub fn summarize(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+    let text = text.trim();
+    if bytes.len() > 200 {
+        format!("{text}…")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// `error: cause: cause` for errors whose `Display` hides the interesting part.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// True when the response's content type is what the mode expects.
+pub fn has_content_type(response: &Response<Incoming>, expected: &str) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}

@@ -1,0 +1,182 @@
+//! Configuration: precedence, validation with exit code 2, and `--help`.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+use janus_gateway::Args;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_janus-gateway"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("JANUS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("janus-gw-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.toml");
+    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    path
+}
+
+#[test]
+fn flags_override_the_file_and_file_options_apply_by_id() {
+    let file = temp_file(
+        "precedence",
+        r#"
+listen = "127.0.0.1:9001"
+keepalive_interval = "1s"
+request_timeout = "60s"
+api_keys = ["from-file"]
+
+[[competitor]]
+id = "a"
+url = "http://127.0.0.1:7001"
+timeout = "12s"
+max_concurrent_requests = 3
+description = "alpha"
+
+[[competitor]]
+id = "b"
+url = "http://127.0.0.1:7002"
+"#,
+    );
+    let args = Args::try_parse_from([
+        "janus-gateway",
+        "--config",
+        file.to_str().unwrap(),
+        "--keepalive-interval",
+        "500ms",
+        "--competitor",
+        "a=http://127.0.0.1:7100/",
+    ])
+    .unwrap();
+    let config = args.resolve().unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
+    assert_eq!(config.keepalive_interval, Duration::from_millis(500));
+    assert_eq!(config.request_timeout, Duration::from_secs(60));
+    assert_eq!(config.api_keys, vec!["from-file".to_owned()]);
+    // The flag's competitor list wins; the file's options for "a" still apply.
+    assert_eq!(config.competitors.len(), 1);
+    let a = &config.competitors[0];
+    assert_eq!(a.url, "http://127.0.0.1:7100");
+    assert_eq!(a.timeout, Some(Duration::from_secs(12)));
+    assert_eq!(a.max_concurrent_requests, Some(3));
+    assert_eq!(a.description.as_deref(), Some("alpha"));
+    assert_eq!(config.default_competitor, "a");
+
+    // Without flag competitors the file's list is used, in order.
+    let args = Args::try_parse_from(["janus-gateway", "--config", file.to_str().unwrap()]).unwrap();
+    let config = args.resolve().unwrap();
+    let ids: Vec<&str> = config.competitors.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let args = Args::try_parse_from(["janus-gateway", "--competitor", "x=http://127.0.0.1:1"]).unwrap();
+    let config = args.resolve().unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8000");
+    assert_eq!(config.keepalive_interval, Duration::from_millis(1500));
+    assert_eq!(config.request_timeout, Duration::from_secs(300));
+    assert_eq!(config.connect_timeout, Duration::from_secs(5));
+    assert_eq!(config.max_body_bytes, 10 * 1024 * 1024);
+    assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+    assert!(config.api_keys.is_empty());
+    assert_eq!(config.retry.max_attempts, 6);
+    assert_eq!(config.retry.initial_backoff, Duration::from_secs(2));
+    assert_eq!(config.retry.max_backoff, Duration::from_secs(15));
+}
+
+#[test]
+fn invalid_settings_exit_2_naming_the_setting() {
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "--competitor"),
+        (&["--competitor", "no-equals"], "--competitor"),
+        (&["--competitor", "a=ftp://x"], "--competitor"),
+        (&["--competitor", "a=http://x", "--competitor", "a=http://y"], "listed twice"),
+        (&["--competitor", "a=http://x", "--default-competitor", "zz"], "--default-competitor"),
+        (&["--competitor", "a=http://x", "--keepalive-interval", "3s"], "--keepalive-interval"),
+        (&["--competitor", "a=http://x", "--request-timeout", "soon"], "--request-timeout"),
+        (&["--competitor", "a=http://x", "--listen", "nowhere"], "--listen"),
+        (&["--competitor", "a=http://x", "--max-body-bytes", "0"], "--max-body-bytes"),
+        (&["--competitor", "a=http://x", "--log-format", "xml"], "--log-format"),
+        (&["--config", "/nonexistent/janus.toml"], "/nonexistent/janus.toml"),
+    ];
+    for (args, needle) in cases {
+        let output = binary().args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: expected '{needle}' in: {stderr}");
+    }
+    let bad_file = temp_file("unknown-key", "listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
+    let output = binary().args(["--config", bad_file.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen_port"));
+}
+
+#[test]
+fn env_overrides_the_file_and_the_binary_serves() {
+    // The file names a port that is taken; the environment's free port must win.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let file = temp_file(
+        "env",
+        &format!("listen = \"{}\"\n[[competitor]]\nid = \"a\"\nurl = \"http://127.0.0.1:1\"\n", taken.local_addr().unwrap()),
+    );
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut child = binary()
+        .args(["--config", file.to_str().unwrap()])
+        .env("JANUS_LISTEN", free.to_string())
+        .env("JANUS_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut served = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(free).is_ok() {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGTERM: the binary drains and exits 0.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(served, "gateway never listened on {free}: {stderr}");
+    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+    let listening = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "gateway listening")
+        .unwrap_or_else(|| panic!("no JSON 'gateway listening' line in: {stderr}"));
+    assert_eq!(listening["listen"], free.to_string());
+}
+
+#[test]
+fn help_lists_every_setting_with_env_and_default() {
+    let output = binary().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "--listen", "JANUS_LISTEN", "127.0.0.1:8000",
+        "--competitor", "JANUS_COMPETITORS",
+        "--default-competitor", "JANUS_DEFAULT_COMPETITOR",
+        "--config", "JANUS_CONFIG",
+        "--keepalive-interval", "JANUS_KEEPALIVE_INTERVAL", "1.5s",
+        "--request-timeout", "JANUS_REQUEST_TIMEOUT", "300s",
+        "--connect-timeout", "5s",
+        "--max-body-bytes", "JANUS_MAX_BODY_BYTES", "10485760",
+        "--shutdown-grace", "30s",
+        "--api-keys", "JANUS_API_KEYS",
+        "--log-format", "JANUS_LOG_FORMAT",
+    ] {
+        assert!(help.contains(needle), "--help lacks '{needle}':\n{help}");
+    }
+}

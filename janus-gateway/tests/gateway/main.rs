@@ -1,0 +1,11 @@
+//! End-to-end tests of the gateway over real sockets, one binary with a module per area.
+//! Competitors here are small scripted hyper servers (test doubles for real competitors).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod config;
+mod failures;
+mod lifecycle;
+mod openai_sdk;
+mod relay;
+mod routing;
+mod support;
