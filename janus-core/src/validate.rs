@@ -46,6 +46,64 @@ impl ValidationError {
 
 type Check = Result<(), ValidationError>;
 
+/// A JSON path built on the stack while walking; rendered to a string only for an error,
+/// so a valid request costs no allocation for paths.
+#[derive(Clone, Copy)]
+struct P<'a> {
+    parent: Option<&'a P<'a>>,
+    seg: Seg,
+}
+
+#[derive(Clone, Copy)]
+enum Seg {
+    Key(&'static str),
+    Index(usize),
+}
+
+impl<'a> P<'a> {
+    fn root(key: &'static str) -> P<'static> {
+        P {
+            parent: None,
+            seg: Seg::Key(key),
+        }
+    }
+
+    fn key(&'a self, key: &'static str) -> P<'a> {
+        P {
+            parent: Some(self),
+            seg: Seg::Key(key),
+        }
+    }
+
+    fn index(&'a self, index: usize) -> P<'a> {
+        P {
+            parent: Some(self),
+            seg: Seg::Index(index),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = match self.parent {
+            Some(parent) => parent.render(),
+            None => String::new(),
+        };
+        match self.seg {
+            Seg::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Seg::Index(index) => {
+                out.push('[');
+                out.push_str(&index.to_string());
+                out.push(']');
+            }
+        }
+        out
+    }
+}
+
 fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -57,10 +115,11 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-fn invalid_type(path: &str, expected: &str, got: &Value) -> ValidationError {
+fn invalid_type(path: &P, expected: &str, got: &Value) -> ValidationError {
+    let path = path.render();
     ValidationError::new(
         "invalid_type",
-        Some(path.to_owned()),
+        Some(path.clone()),
         format!(
             "invalid type for '{path}': expected {expected}, but got {}",
             type_name(got)
@@ -68,16 +127,20 @@ fn invalid_type(path: &str, expected: &str, got: &Value) -> ValidationError {
     )
 }
 
-fn missing(path: &str) -> ValidationError {
+fn missing(path: &P) -> ValidationError {
+    let path = path.render();
     ValidationError::new(
         "missing_required_parameter",
-        Some(path.to_owned()),
+        Some(path.clone()),
         format!("missing required parameter: '{path}'"),
     )
 }
 
-fn invalid_value(path: &str, message: String) -> ValidationError {
-    ValidationError::new("invalid_value", Some(path.to_owned()), message)
+/// `message` gets the rendered path to mention.
+fn invalid_value(path: &P, message: impl FnOnce(&str) -> String) -> ValidationError {
+    let path = path.render();
+    let message = message(&path);
+    ValidationError::new("invalid_value", Some(path), message)
 }
 
 /// Parses and validates a chat-completion request body.
@@ -124,16 +187,20 @@ pub fn validate_value(value: Value) -> Result<ChatCompletionRequest, ValidationE
 }
 
 fn check_root(root: &Map<String, Value>) -> Check {
+    let model = P::root("model");
     match root.get("model") {
-        None => return Err(missing("model")),
-        Some(Value::String(model)) if model.trim().is_empty() => {
-            return Err(invalid_value("model", "'model' must not be empty".into()))
+        None => return Err(missing(&model)),
+        Some(Value::String(name)) if name.trim().is_empty() => {
+            return Err(invalid_value(&model, |_| {
+                "'model' must not be empty".into()
+            }))
         }
         Some(Value::String(_)) => {}
-        Some(other) => return Err(invalid_type("model", "a string", other)),
+        Some(other) => return Err(invalid_type(&model, "a string", other)),
     }
+    let messages_path = P::root("messages");
     match root.get("messages") {
-        None => return Err(missing("messages")),
+        None => return Err(missing(&messages_path)),
         Some(Value::Array(messages)) if messages.is_empty() => {
             return Err(ValidationError::new(
                 "empty_array",
@@ -143,23 +210,24 @@ fn check_root(root: &Map<String, Value>) -> Check {
         }
         Some(Value::Array(messages)) => {
             for (i, message) in messages.iter().enumerate() {
-                check_message(&format!("messages[{i}]"), message)?;
+                check_message(&messages_path.index(i), message)?;
             }
         }
-        Some(other) => return Err(invalid_type("messages", "an array", other)),
+        Some(other) => return Err(invalid_type(&messages_path, "an array", other)),
     }
     check_number_range(root, "temperature", 0.0, 2.0)?;
     check_number_range(root, "top_p", 0.0, 1.0)?;
     check_max_tokens(root)?;
     check_optional(root, "stream", "a boolean", Value::is_boolean)?;
     if let Some(options) = root.get("stream_options") {
+        let path = P::root("stream_options");
         let Value::Object(options) = options else {
-            return Err(invalid_type("stream_options", "an object", options));
+            return Err(invalid_type(&path, "an object", options));
         };
         if let Some(include) = options.get("include_usage") {
             if !include.is_boolean() {
                 return Err(invalid_type(
-                    "stream_options.include_usage",
+                    &path.key("include_usage"),
                     "a boolean",
                     include,
                 ));
@@ -168,57 +236,55 @@ fn check_root(root: &Map<String, Value>) -> Check {
     }
     check_tools(root)?;
     if let Some(choice) = root.get("tool_choice") {
+        let path = P::root("tool_choice");
         match choice {
             Value::String(mode) if matches!(mode.as_str(), "none" | "auto" | "required") => {}
             Value::String(mode) => {
-                return Err(invalid_value(
-                    "tool_choice",
+                return Err(invalid_value(&path, |_| {
                     format!(
                         "invalid value for 'tool_choice': '{mode}' (expected 'none', 'auto', 'required' or an object)"
-                    ),
-                ))
+                    )
+                }))
             }
             Value::Object(_) => {}
-            other => return Err(invalid_type("tool_choice", "a string or an object", other)),
+            other => return Err(invalid_type(&path, "a string or an object", other)),
         }
     }
     if let Some(format) = root.get("response_format") {
+        let path = P::root("response_format");
         let Value::Object(format) = format else {
-            return Err(invalid_type("response_format", "an object", format));
+            return Err(invalid_type(&path, "an object", format));
         };
         match format.get("type") {
-            None => return Err(missing("response_format.type")),
+            None => return Err(missing(&path.key("type"))),
             Some(Value::String(_)) => {}
-            Some(other) => return Err(invalid_type("response_format.type", "a string", other)),
+            Some(other) => return Err(invalid_type(&path.key("type"), "a string", other)),
         }
     }
     check_optional(root, "user", "a string", Value::is_string)?;
     check_optional(root, "metadata", "an object", Value::is_object)?;
-    match root.get("competitor_id") {
-        None | Some(Value::String(_)) => {}
-        Some(other) => return Err(invalid_type("competitor_id", "a string", other)),
-    }
+    check_optional(root, "competitor_id", "a string", Value::is_string)?;
     Ok(())
 }
 
 fn check_optional(
     root: &Map<String, Value>,
-    key: &str,
+    key: &'static str,
     expected: &str,
     ok: fn(&Value) -> bool,
 ) -> Check {
     match root.get(key) {
-        Some(value) if !ok(value) => Err(invalid_type(key, expected, value)),
+        Some(value) if !ok(value) => Err(invalid_type(&P::root(key), expected, value)),
         _ => Ok(()),
     }
 }
 
-fn check_number_range(root: &Map<String, Value>, key: &str, min: f64, max: f64) -> Check {
+fn check_number_range(root: &Map<String, Value>, key: &'static str, min: f64, max: f64) -> Check {
     let Some(value) = root.get(key) else {
         return Ok(());
     };
     let Some(number) = value.as_f64() else {
-        return Err(invalid_type(key, "a number", value));
+        return Err(invalid_type(&P::root(key), "a number", value));
     };
     if number < min {
         return Err(ValidationError::new(
@@ -241,23 +307,31 @@ fn check_max_tokens(root: &Map<String, Value>) -> Check {
     let Some(value) = root.get("max_tokens") else {
         return Ok(());
     };
-    match value {
-        Value::Number(n) if n.is_u64() => {
-            if n.as_u64() == Some(0) {
-                return Err(ValidationError::new(
-                    "integer_below_min_value",
-                    Some("max_tokens".into()),
-                    "invalid 'max_tokens': 0 is below the minimum of 1".into(),
-                ));
-            }
-            Ok(())
-        }
-        Value::Number(n) if n.is_i64() => Err(ValidationError::new(
+    let below = |n: &dyn std::fmt::Display| {
+        ValidationError::new(
             "integer_below_min_value",
             Some("max_tokens".into()),
             format!("invalid 'max_tokens': {n} is below the minimum of 1"),
-        )),
-        other => Err(invalid_type("max_tokens", "an integer", other)),
+        )
+    };
+    match value {
+        Value::Number(n) if n.as_u64() == Some(0) => Err(below(n)),
+        Value::Number(n) if n.is_u64() => Ok(()),
+        Value::Number(n) if n.is_i64() => Err(below(n)),
+        other => Err(invalid_type(&P::root("max_tokens"), "an integer", other)),
+    }
+}
+
+/// A required string field: missing, or not a string, is an error.
+fn require_string<'v>(
+    object: &'v Map<String, Value>,
+    path: &P,
+    key: &'static str,
+) -> Result<&'v str, ValidationError> {
+    match object.get(key) {
+        None => Err(missing(&path.key(key))),
+        Some(Value::String(text)) => Ok(text),
+        Some(other) => Err(invalid_type(&path.key(key), "a string", other)),
     }
 }
 
@@ -265,40 +339,26 @@ fn check_tools(root: &Map<String, Value>) -> Check {
     let Some(tools) = root.get("tools") else {
         return Ok(());
     };
+    let tools_path = P::root("tools");
     let Value::Array(tools) = tools else {
-        return Err(invalid_type("tools", "an array", tools));
+        return Err(invalid_type(&tools_path, "an array", tools));
     };
     for (i, tool) in tools.iter().enumerate() {
-        let path = format!("tools[{i}]");
+        let path = tools_path.index(i);
         let Value::Object(tool) = tool else {
             return Err(invalid_type(&path, "an object", tool));
         };
-        match tool.get("type") {
-            None => return Err(missing(&format!("{path}.type"))),
-            Some(Value::String(_)) => {}
-            Some(other) => return Err(invalid_type(&format!("{path}.type"), "a string", other)),
-        }
-        if tool.get("type").and_then(Value::as_str) == Some("function") {
-            let function_path = format!("{path}.function");
+        if require_string(tool, &path, "type")? == "function" {
+            let function_path = path.key("function");
             match tool.get("function") {
                 None => return Err(missing(&function_path)),
-                Some(Value::Object(function)) => match function.get("name") {
-                    None => return Err(missing(&format!("{function_path}.name"))),
-                    Some(Value::String(name)) if !name.is_empty() => {}
-                    Some(Value::String(_)) => {
-                        return Err(invalid_value(
-                            &format!("{function_path}.name"),
-                            "function name must not be empty".into(),
-                        ))
+                Some(Value::Object(function)) => {
+                    if require_string(function, &function_path, "name")?.is_empty() {
+                        return Err(invalid_value(&function_path.key("name"), |_| {
+                            "function name must not be empty".into()
+                        }));
                     }
-                    Some(other) => {
-                        return Err(invalid_type(
-                            &format!("{function_path}.name"),
-                            "a string",
-                            other,
-                        ))
-                    }
-                },
+                }
                 Some(other) => return Err(invalid_type(&function_path, "an object", other)),
             }
         }
@@ -306,44 +366,40 @@ fn check_tools(root: &Map<String, Value>) -> Check {
     Ok(())
 }
 
-fn check_message(path: &str, message: &Value) -> Check {
+fn check_message(path: &P, message: &Value) -> Check {
     let Value::Object(message) = message else {
         return Err(invalid_type(path, "an object", message));
     };
-    let role_path = format!("{path}.role");
+    let role_path = path.key("role");
     let role = match message.get("role") {
         None => return Err(missing(&role_path)),
         Some(Value::String(name)) => Role::parse(name).ok_or_else(|| {
-            invalid_value(
-                &role_path,
+            invalid_value(&role_path, |rendered| {
                 format!(
-                    "invalid value for '{role_path}': '{name}' (expected one of 'system', 'developer', 'user', 'assistant', 'tool')"
-                ),
-            )
+                    "invalid value for '{rendered}': '{name}' (expected one of 'system', 'developer', 'user', 'assistant', 'tool')"
+                )
+            })
         })?,
         Some(other) => return Err(invalid_type(&role_path, "a string", other)),
     };
     match message.get("name") {
         None | Some(Value::String(_)) => {}
-        Some(other) => return Err(invalid_type(&format!("{path}.name"), "a string", other)),
+        Some(other) => return Err(invalid_type(&path.key("name"), "a string", other)),
     }
-    let content_path = format!("{path}.content");
+    let content_path = path.key("content");
     match role {
         Role::Assistant => {
             let has_tool_calls = match message.get("tool_calls") {
                 None => false,
                 Some(Value::Array(calls)) => {
+                    let calls_path = path.key("tool_calls");
                     for (i, call) in calls.iter().enumerate() {
-                        check_tool_call(&format!("{path}.tool_calls[{i}]"), call)?;
+                        check_tool_call(&calls_path.index(i), call)?;
                     }
                     !calls.is_empty()
                 }
                 Some(other) => {
-                    return Err(invalid_type(
-                        &format!("{path}.tool_calls"),
-                        "an array",
-                        other,
-                    ))
+                    return Err(invalid_type(&path.key("tool_calls"), "an array", other))
                 }
             };
             match message.get("content") {
@@ -355,7 +411,7 @@ fn check_message(path: &str, message: &Value) -> Check {
                 None | Some(Value::Null) | Some(Value::String(_)) => {}
                 Some(other) => {
                     return Err(invalid_type(
-                        &format!("{path}.reasoning_content"),
+                        &path.key("reasoning_content"),
                         "a string",
                         other,
                     ))
@@ -363,11 +419,12 @@ fn check_message(path: &str, message: &Value) -> Check {
             }
         }
         Role::Tool => {
-            let id_path = format!("{path}.tool_call_id");
             match message.get("tool_call_id") {
-                None | Some(Value::Null) => return Err(missing(&id_path)),
+                None | Some(Value::Null) => return Err(missing(&path.key("tool_call_id"))),
                 Some(Value::String(_)) => {}
-                Some(other) => return Err(invalid_type(&id_path, "a string", other)),
+                Some(other) => {
+                    return Err(invalid_type(&path.key("tool_call_id"), "a string", other))
+                }
             }
             match message.get("content") {
                 None | Some(Value::Null) => return Err(missing(&content_path)),
@@ -382,57 +439,41 @@ fn check_message(path: &str, message: &Value) -> Check {
     Ok(())
 }
 
-fn check_tool_call(path: &str, call: &Value) -> Check {
+fn check_tool_call(path: &P, call: &Value) -> Check {
     let Value::Object(call) = call else {
         return Err(invalid_type(path, "an object", call));
     };
-    for key in ["id"] {
-        match call.get(key) {
-            None => return Err(missing(&format!("{path}.{key}"))),
-            Some(Value::String(_)) => {}
-            Some(other) => return Err(invalid_type(&format!("{path}.{key}"), "a string", other)),
-        }
-    }
+    require_string(call, path, "id")?;
     match call.get("type") {
         None | Some(Value::String(_)) => {}
-        Some(other) => return Err(invalid_type(&format!("{path}.type"), "a string", other)),
+        Some(other) => return Err(invalid_type(&path.key("type"), "a string", other)),
     }
-    let function_path = format!("{path}.function");
+    let function_path = path.key("function");
     let Some(function) = call.get("function") else {
         return Err(missing(&function_path));
     };
     let Value::Object(function) = function else {
         return Err(invalid_type(&function_path, "an object", function));
     };
-    for key in ["name", "arguments"] {
-        match function.get(key) {
-            None => return Err(missing(&format!("{function_path}.{key}"))),
-            Some(Value::String(_)) => {}
-            Some(other) => {
-                return Err(invalid_type(
-                    &format!("{function_path}.{key}"),
-                    "a string",
-                    other,
-                ))
-            }
-        }
-    }
+    require_string(function, &function_path, "name")?;
+    require_string(function, &function_path, "arguments")?;
     Ok(())
 }
 
-fn check_content(path: &str, content: &Value, role: Role) -> Check {
+fn check_content(path: &P, content: &Value, role: Role) -> Check {
     match content {
         Value::String(_) => Ok(()),
         Value::Array(parts) => {
             if parts.is_empty() && role != Role::Assistant {
+                let rendered = path.render();
                 return Err(ValidationError::new(
                     "empty_array",
-                    Some(path.to_owned()),
-                    format!("'{path}' must contain at least one part"),
+                    Some(rendered.clone()),
+                    format!("'{rendered}' must contain at least one part"),
                 ));
             }
             for (i, part) in parts.iter().enumerate() {
-                check_part(&format!("{path}[{i}]"), part)?;
+                check_part(&path.index(i), part)?;
             }
             Ok(())
         }
@@ -440,71 +481,53 @@ fn check_content(path: &str, content: &Value, role: Role) -> Check {
     }
 }
 
-fn check_part(path: &str, part: &Value) -> Check {
+fn check_part(path: &P, part: &Value) -> Check {
     let Value::Object(part) = part else {
         return Err(invalid_type(path, "an object", part));
     };
-    let type_path = format!("{path}.type");
-    let kind = match part.get("type") {
-        None => return Err(missing(&type_path)),
-        Some(Value::String(kind)) => kind.as_str(),
-        Some(other) => return Err(invalid_type(&type_path, "a string", other)),
-    };
-    match kind {
-        "text" => match part.get("text") {
-            None => Err(missing(&format!("{path}.text"))),
-            Some(Value::String(_)) => Ok(()),
-            Some(other) => Err(invalid_type(&format!("{path}.text"), "a string", other)),
-        },
-        "image_url" => check_image_url(&format!("{path}.image_url"), part.get("image_url")),
+    match require_string(part, path, "type")? {
+        "text" => require_string(part, path, "text").map(|_| ()),
+        "image_url" => check_image_url(&path.key("image_url"), part.get("image_url")),
         // Unknown part kinds are forwarded unchanged (contract.md §1).
         _ => Ok(()),
     }
 }
 
-fn check_image_url(path: &str, image_url: Option<&Value>) -> Check {
+fn check_image_url(path: &P, image_url: Option<&Value>) -> Check {
     let Some(image_url) = image_url else {
         return Err(missing(path));
     };
     let Value::Object(image_url) = image_url else {
         return Err(invalid_type(path, "an object", image_url));
     };
-    let url_path = format!("{path}.url");
-    let url = match image_url.get("url") {
-        None => return Err(missing(&url_path)),
-        Some(Value::String(url)) => url,
-        Some(other) => return Err(invalid_type(&url_path, "a string", other)),
-    };
-    check_url(&url_path, url)?;
+    let url = require_string(image_url, path, "url")?;
+    check_url(&path.key("url"), url)?;
     match image_url.get("detail") {
         None => Ok(()),
         Some(Value::String(detail)) if matches!(detail.as_str(), "auto" | "low" | "high") => Ok(()),
-        Some(Value::String(detail)) => Err(invalid_value(
-            &format!("{path}.detail"),
-            format!(
-                "invalid value for '{path}.detail': '{detail}' (expected 'auto', 'low' or 'high')"
-            ),
-        )),
-        Some(other) => Err(invalid_type(&format!("{path}.detail"), "a string", other)),
+        Some(Value::String(detail)) => Err(invalid_value(&path.key("detail"), |rendered| {
+            format!("invalid value for '{rendered}': '{detail}' (expected 'auto', 'low' or 'high')")
+        })),
+        Some(other) => Err(invalid_type(&path.key("detail"), "a string", other)),
     }
 }
 
-fn check_url(path: &str, url: &str) -> Check {
+fn check_url(path: &P, url: &str) -> Check {
     let bad = |reason: &str| {
-        ValidationError::new(
-            "invalid_image_url",
-            Some(path.to_owned()),
-            format!("invalid image url at '{path}': {reason}"),
-        )
+        let rendered = path.render();
+        let message = format!("invalid image url at '{rendered}': {reason}");
+        ValidationError::new("invalid_image_url", Some(rendered), message)
     };
-    let lower_prefix: String = url.chars().take(8).collect::<String>().to_ascii_lowercase();
-    if lower_prefix.starts_with("data:") {
+    let scheme_end = url.find(':').unwrap_or(0);
+    let scheme = &url[..scheme_end];
+    if scheme.eq_ignore_ascii_case("data") {
         return check_image_data_url(url).map_err(bad);
     }
-    let rest = if lower_prefix.starts_with("https://") {
-        &url[8..]
-    } else if lower_prefix.starts_with("http://") {
-        &url[7..]
+    let rest = if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") {
+        match url[scheme_end..].strip_prefix("://") {
+            Some(rest) => rest,
+            None => return Err(bad("expected an http(s) URL or a base64 data: URL")),
+        }
     } else {
         return Err(bad("expected an http(s) URL or a base64 data: URL"));
     };

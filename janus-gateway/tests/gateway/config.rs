@@ -21,7 +21,10 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("janus-gw-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("gateway.toml");
-    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     path
 }
 
@@ -80,7 +83,8 @@ url = "http://127.0.0.1:7002"
 
 #[test]
 fn defaults_are_the_documented_ones() {
-    let args = Args::try_parse_from(["janus-gateway", "--competitor", "x=http://127.0.0.1:1"]).unwrap();
+    let args =
+        Args::try_parse_from(["janus-gateway", "--competitor", "x=http://127.0.0.1:1"]).unwrap();
     let config = args.resolve().unwrap();
     assert_eq!(config.listen.to_string(), "127.0.0.1:8000");
     assert_eq!(config.keepalive_interval, Duration::from_millis(1500));
@@ -100,23 +104,53 @@ fn invalid_settings_exit_2_naming_the_setting() {
         (&[], "--competitor"),
         (&["--competitor", "no-equals"], "--competitor"),
         (&["--competitor", "a=ftp://x"], "--competitor"),
-        (&["--competitor", "a=http://x", "--competitor", "a=http://y"], "listed twice"),
-        (&["--competitor", "a=http://x", "--default-competitor", "zz"], "--default-competitor"),
-        (&["--competitor", "a=http://x", "--keepalive-interval", "3s"], "--keepalive-interval"),
-        (&["--competitor", "a=http://x", "--request-timeout", "soon"], "--request-timeout"),
-        (&["--competitor", "a=http://x", "--listen", "nowhere"], "--listen"),
-        (&["--competitor", "a=http://x", "--max-body-bytes", "0"], "--max-body-bytes"),
-        (&["--competitor", "a=http://x", "--log-format", "xml"], "--log-format"),
-        (&["--config", "/nonexistent/janus.toml"], "/nonexistent/janus.toml"),
+        (
+            &["--competitor", "a=http://x", "--competitor", "a=http://y"],
+            "listed twice",
+        ),
+        (
+            &["--competitor", "a=http://x", "--default-competitor", "zz"],
+            "--default-competitor",
+        ),
+        (
+            &["--competitor", "a=http://x", "--keepalive-interval", "3s"],
+            "--keepalive-interval",
+        ),
+        (
+            &["--competitor", "a=http://x", "--request-timeout", "soon"],
+            "--request-timeout",
+        ),
+        (
+            &["--competitor", "a=http://x", "--listen", "nowhere"],
+            "--listen",
+        ),
+        (
+            &["--competitor", "a=http://x", "--max-body-bytes", "0"],
+            "--max-body-bytes",
+        ),
+        (
+            &["--competitor", "a=http://x", "--log-format", "xml"],
+            "--log-format",
+        ),
+        (
+            &["--config", "/nonexistent/janus.toml"],
+            "/nonexistent/janus.toml",
+        ),
     ];
     for (args, needle) in cases {
         let output = binary().args(*args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: expected '{needle}' in: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected '{needle}' in: {stderr}"
+        );
     }
     let bad_file = temp_file("unknown-key", "listen = \"127.0.0.1:1\"\nlisten_port = 3\n");
-    let output = binary().args(["--config", bad_file.to_str().unwrap()]).output().unwrap();
+    let output = binary()
+        .args(["--config", bad_file.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("listen_port"));
 }
@@ -127,10 +161,16 @@ fn env_overrides_the_file_and_the_binary_serves() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let file = temp_file(
         "env",
-        &format!("listen = \"{}\"\n[[competitor]]\nid = \"a\"\nurl = \"http://127.0.0.1:1\"\n", taken.local_addr().unwrap()),
+        &format!(
+            "listen = \"{}\"\n[[competitor]]\nid = \"a\"\nurl = \"http://127.0.0.1:1\"\n",
+            taken.local_addr().unwrap()
+        ),
     );
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut child = binary()
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = binary()
         .args(["--config", file.to_str().unwrap()])
         .env("JANUS_LISTEN", free.to_string())
         .env("JANUS_LOG_FORMAT", "json")
@@ -150,7 +190,11 @@ fn env_overrides_the_file_and_the_binary_serves() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(served, "gateway never listened on {free}: {stderr}");
-    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status
+    );
     let listening = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -165,17 +209,32 @@ fn help_lists_every_setting_with_env_and_default() {
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
     for needle in [
-        "--listen", "JANUS_LISTEN", "127.0.0.1:8000",
-        "--competitor", "JANUS_COMPETITORS",
-        "--default-competitor", "JANUS_DEFAULT_COMPETITOR",
-        "--config", "JANUS_CONFIG",
-        "--keepalive-interval", "JANUS_KEEPALIVE_INTERVAL", "1.5s",
-        "--request-timeout", "JANUS_REQUEST_TIMEOUT", "300s",
-        "--connect-timeout", "5s",
-        "--max-body-bytes", "JANUS_MAX_BODY_BYTES", "10485760",
-        "--shutdown-grace", "30s",
-        "--api-keys", "JANUS_API_KEYS",
-        "--log-format", "JANUS_LOG_FORMAT",
+        "--listen",
+        "JANUS_LISTEN",
+        "127.0.0.1:8000",
+        "--competitor",
+        "JANUS_COMPETITORS",
+        "--default-competitor",
+        "JANUS_DEFAULT_COMPETITOR",
+        "--config",
+        "JANUS_CONFIG",
+        "--keepalive-interval",
+        "JANUS_KEEPALIVE_INTERVAL",
+        "1.5s",
+        "--request-timeout",
+        "JANUS_REQUEST_TIMEOUT",
+        "300s",
+        "--connect-timeout",
+        "5s",
+        "--max-body-bytes",
+        "JANUS_MAX_BODY_BYTES",
+        "10485760",
+        "--shutdown-grace",
+        "30s",
+        "--api-keys",
+        "JANUS_API_KEYS",
+        "--log-format",
+        "JANUS_LOG_FORMAT",
     ] {
         assert!(help.contains(needle), "--help lacks '{needle}':\n{help}");
     }
