@@ -7,8 +7,9 @@
 //! than unbounded growth. It also tracks event boundaries, so a byte-forwarding relay knows
 //! where a keep-alive comment may be inserted without splitting an event.
 
-/// Default cap on one event's size (bytes of all its lines), 1 MiB.
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// Default cap on one event's size (bytes of all its lines), 4 MiB: room for a chunk that
+/// carries the largest inline artifact (a 1,000,000-byte file is a ~1.34 MB `data:` URL).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 /// The keep-alive comment, `: ping\n\n`.
 pub const PING: &[u8] = b": ping\n\n";
 /// The stream terminator event, `data: [DONE]\n\n`.
