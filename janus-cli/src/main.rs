@@ -1,0 +1,65 @@
+//! `janus` — run the local Janus stack, chat through a gateway, and check competitors.
+//!
+//! Each subcommand turns its arguments into library objects (janus-gateway,
+//! janus-competitor-sdk, janus-client) and calls them; this crate is wiring and output.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // the CLI's output layer
+
+mod chat;
+mod check;
+mod info;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The gateway URL used when none is given.
+pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8000";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "janus",
+    version,
+    about = "Janus: run the local stack, chat through a gateway, check competitors",
+    long_about = "Janus: run the local stack, chat through a gateway, check competitors.\n\n\
+Start here:\n  janus up                      # gateway on 127.0.0.1:8000 + the echo competitor\n  \
+janus chat \"hello\"            # stream an answer through the gateway\n  \
+janus check http://127.0.0.1:8080   # is a competitor contract-compliant?"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the gateway and the embedded echo competitor on localhost (Ctrl-C stops both).
+    Up(up::UpArgs),
+    /// Send a prompt through the gateway and stream the answer.
+    Chat(chat::ChatArgs),
+    /// List the gateway's models (its competitors).
+    Models(info::GatewayArgs),
+    /// Show the gateway's health and each competitor's readiness.
+    Health(info::GatewayArgs),
+    /// Check a competitor against the Janus contract (the conformance kit).
+    Check(check::CheckArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Chat(args) => chat::run(args).await,
+        Command::Models(args) => info::models(args).await,
+        Command::Health(args) => info::health(args).await,
+        Command::Check(args) => check::run(args).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("janus: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,700 @@
+//! The competitor conformance kit: checks a running competitor against the contract
+//! (contract.md §2, §4, §5) and reports each check as pass or fail with a reason.
+//!
+//! How the kit keeps a competitor busy: the `keepalive_gap` and `reasoning_content` checks
+//! send a research-style prompt with `"metadata": {"janus_check": "slow"}`. A competitor
+//! that works on it for several seconds must keep the stream alive — intermediate
+//! `reasoning_content` chunks or `: ping` comments — so that no gap between two things the
+//! client receives exceeds 2 s; comments count. The artifact check asks for a file
+//! ("make me a file …") and verifies every artifact returned.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use janus_core::contract::{CHAT_COMPLETIONS_PATH, HEALTH_PATH, MAX_GAP, READINESS_TIMEOUT};
+use janus_core::sse::{SseItem, DONE_DATA};
+use janus_core::{data_url_decode, ArtifactDescriptor, JanusEvent};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::http::{ClientError, EventStream, HttpClient};
+
+/// What to check and how.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Base URL of the competitor, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    /// Longest wait for any one request.
+    pub timeout: Duration,
+    /// A shell command that starts the competitor; it must become ready within 30 s.
+    pub launch: Option<String>,
+    /// `model` sent in requests.
+    pub model: String,
+}
+
+impl CheckOptions {
+    /// Options with a 60 s timeout and no launch command.
+    pub fn new(url: impl Into<String>) -> Self {
+        CheckOptions {
+            url: url.into().trim_end_matches('/').to_owned(),
+            timeout: Duration::from_secs(60),
+            launch: None,
+            model: "janus-conformance".to_owned(),
+        }
+    }
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// Check name.
+    pub name: &'static str,
+    /// Passed?
+    pub passed: bool,
+    /// Whether the overall result depends on it.
+    pub required: bool,
+    /// Why it passed or failed.
+    pub detail: String,
+    /// How long it took.
+    pub duration_ms: f64,
+}
+
+/// All checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The competitor checked.
+    pub target: String,
+    /// True when every required check passed.
+    pub passed: bool,
+    /// The checks, in order.
+    pub checks: Vec<CheckResult>,
+}
+
+impl Report {
+    /// A human-readable table.
+    pub fn to_table(&self) -> String {
+        let width = self
+            .checks
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let mut out = format!("{:<width$}  RESULT  DETAIL\n", "CHECK");
+        for check in &self.checks {
+            let result = if check.passed { "pass" } else { "FAIL" };
+            out.push_str(&format!(
+                "{:<width$}  {result:<6}  {}\n",
+                check.name, check.detail
+            ));
+        }
+        let failed = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed && c.required)
+            .count();
+        if failed == 0 {
+            out.push_str(&format!(
+                "\n{} conforms: {} checks passed\n",
+                self.target,
+                self.checks.len()
+            ));
+        } else {
+            out.push_str(&format!(
+                "\n{} does not conform: {failed} required check(s) failed\n",
+                self.target
+            ));
+        }
+        out
+    }
+}
+
+type Outcome = Result<String, String>;
+
+struct Kit {
+    options: CheckOptions,
+    client: HttpClient,
+    checks: Vec<CheckResult>,
+}
+
+/// Runs every check against the competitor.
+pub async fn run_checks(options: CheckOptions) -> Report {
+    let mut kit = Kit {
+        client: HttpClient::new(None),
+        options,
+        checks: Vec::new(),
+    };
+    // Held for the whole run; killed when dropped.
+    let mut launched = None;
+    if let Some(command) = kit.options.launch.clone() {
+        let started = Instant::now();
+        let outcome = match tokio::process::Command::new("sh")
+            .args(["-c", &command])
+            .stdin(Stdio::null())
+            // The competitor's own output goes to stderr, keeping stdout for the report.
+            .stdout(stderr_stdio())
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(child) => {
+                launched = Some(child);
+                kit.wait_ready().await
+            }
+            Err(e) => Err(format!("cannot run '{command}': {e}")),
+        };
+        kit.record("launch_ready", true, started, outcome);
+    }
+    let health_started = Instant::now();
+    let health = kit.health().await;
+    kit.record("health", true, health_started, health);
+    kit.timed("non_stream_shape", Kit::non_stream_shape).await;
+    kit.timed("stream_shape", |kit| Box::pin(kit.stream_shape(false)))
+        .await;
+    kit.timed("include_usage", |kit| Box::pin(kit.stream_shape(true)))
+        .await;
+    let slow_started = Instant::now();
+    let (gap, reasoning) = kit.slow_stream().await;
+    kit.record("keepalive_gap", true, slow_started, gap);
+    kit.record("reasoning_content", true, slow_started, reasoning);
+    kit.timed("artifacts", Kit::artifacts).await;
+    kit.timed("malformed_request", Kit::malformed_request).await;
+    kit.timed("concurrency", Kit::concurrency).await;
+    if let Some(mut child) = launched {
+        let _ = child.kill().await;
+    }
+    let passed = kit.checks.iter().all(|c| c.passed || !c.required);
+    Report {
+        target: kit.options.url.clone(),
+        passed,
+        checks: kit.checks,
+    }
+}
+
+type CheckFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
+
+impl Kit {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.options.url)
+    }
+
+    fn record(&mut self, name: &'static str, required: bool, started: Instant, outcome: Outcome) {
+        let (passed, detail) = match outcome {
+            Ok(detail) => (true, detail),
+            Err(detail) => (false, detail),
+        };
+        self.checks.push(CheckResult {
+            name,
+            passed,
+            required,
+            detail,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        });
+    }
+
+    async fn timed(
+        &mut self,
+        name: &'static str,
+        check: impl for<'a> FnOnce(&'a Kit) -> CheckFuture<'a>,
+    ) {
+        let started = Instant::now();
+        let outcome = check(self).await;
+        self.record(name, true, started, outcome);
+    }
+
+    fn body(&self, stream: bool, include_usage: bool, prompt: &str, extra: Value) -> Bytes {
+        let mut body = json!({
+            "model": self.options.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "stream": stream,
+        });
+        if include_usage {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        if let (Value::Object(map), Value::Object(more)) = (&mut body, extra) {
+            map.extend(more);
+        }
+        Bytes::from(body.to_string())
+    }
+
+    async fn wait_ready(&self) -> Outcome {
+        let started = Instant::now();
+        while started.elapsed() < READINESS_TIMEOUT {
+            if let Ok(response) = self
+                .client
+                .get(&self.url(HEALTH_PATH), Duration::from_secs(1))
+                .await
+            {
+                if response.status.is_success() {
+                    return Ok(format!(
+                        "ready after {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "/health did not answer 200 within {} s",
+            READINESS_TIMEOUT.as_secs()
+        ))
+    }
+
+    async fn health(&self) -> Outcome {
+        let response = self
+            .client
+            .get(&self.url(HEALTH_PATH), Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status.is_success() {
+            return Err(format!("GET /health answered {}", response.status));
+        }
+        let json = response.json().ok_or("GET /health did not answer JSON")?;
+        match json.get("status").and_then(Value::as_str) {
+            Some("ok") => Ok("GET /health answered status ok".to_owned()),
+            other => Err(format!("GET /health status is {other:?}, expected \"ok\"")),
+        }
+    }
+
+    fn non_stream_shape(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let body = self.body(false, false, "Say hello.", json!({}));
+            let response = self
+                .client
+                .post_json(&self.url(CHAT_COMPLETIONS_PATH), body, self.options.timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            if response.status != 200 {
+                return Err(format!(
+                    "answered {}: {}",
+                    response.status,
+                    summary(&response.body)
+                ));
+            }
+            let json = response.json().ok_or("the body is not JSON")?;
+            expect(
+                json.get("object") == Some(&json!("chat.completion")),
+                "object is not \"chat.completion\"",
+            )?;
+            expect(
+                json.get("id").is_some_and(Value::is_string),
+                "id is missing",
+            )?;
+            let choices = json
+                .get("choices")
+                .and_then(Value::as_array)
+                .ok_or("choices is not an array")?;
+            let first = choices.first().ok_or("choices is empty")?;
+            expect(
+                first["message"]["role"] == "assistant",
+                "choices[0].message.role is not \"assistant\"",
+            )?;
+            expect(
+                first.get("finish_reason").is_some_and(Value::is_string),
+                "choices[0].finish_reason is missing",
+            )?;
+            check_usage_not_null(&json)?;
+            Ok(format!("chat.completion with {} choice(s)", choices.len()))
+        })
+    }
+
+    async fn open_stream(&self, body: Bytes) -> Result<EventStream, String> {
+        let stream = self
+            .client
+            .post_stream(&self.url(CHAT_COMPLETIONS_PATH), body, self.options.timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        if stream.status != 200 {
+            return Err(format!("answered {}", stream.status));
+        }
+        let content_type = stream
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !content_type.starts_with("text/event-stream") {
+            return Err(format!(
+                "content-type is '{content_type}', expected text/event-stream"
+            ));
+        }
+        Ok(stream)
+    }
+
+    /// Reads a whole stream, checking its shape as it goes.
+    async fn read_stream(&self, mut stream: EventStream) -> Result<StreamSummary, String> {
+        let mut summary = StreamSummary::default();
+        let mut last_at = stream.head_at;
+        summary.max_gap = stream.head_at;
+        loop {
+            let item = match stream.next(self.options.timeout).await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(ClientError::Timeout { after, .. }) => {
+                    return Err(format!(
+                        "the stream went silent for {after:?} without ending"
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            summary.first_item_at.get_or_insert(item.at);
+            summary.last_item_at = Some(item.at);
+            summary.max_gap = summary.max_gap.max(item.at.saturating_sub(last_at));
+            last_at = item.at;
+            if summary.done {
+                return Err(format!("{} arrived after [DONE]", describe(&item.item)));
+            }
+            match item.item {
+                SseItem::Comment(_) => summary.comments += 1,
+                SseItem::Event(event) if event.data.trim() == DONE_DATA => summary.done = true,
+                SseItem::Event(event) => summary.chunk(&event.data)?,
+            }
+        }
+        summary.duration = stream.started.elapsed();
+        if !summary.done {
+            return Err("the stream ended without data: [DONE]".to_owned());
+        }
+        Ok(summary)
+    }
+
+    async fn stream_shape(&self, include_usage: bool) -> Outcome {
+        let body = self.body(true, include_usage, "Say hello.", json!({}));
+        let summary = self.read_stream(self.open_stream(body).await?).await?;
+        expect(summary.chunks > 0, "no chunks before [DONE]")?;
+        expect(
+            summary.role_first,
+            "the first chunk has no delta.role \"assistant\"",
+        )?;
+        let finish_at = summary
+            .finish_at
+            .ok_or("no chunk carries a finish_reason")?;
+        if include_usage {
+            let usage_at = summary
+                .usage_at
+                .ok_or("include_usage was asked but no chunk with choices: [] and usage came")?;
+            expect(
+                usage_at > finish_at,
+                "the usage chunk came before the finish_reason chunk",
+            )?;
+            expect(summary.usage_chunks == 1, "more than one usage chunk")?;
+            Ok(format!(
+                "{} chunks, usage chunk last, one [DONE]",
+                summary.chunks
+            ))
+        } else {
+            expect(
+                summary.usage_chunks == 0,
+                "a usage chunk came although include_usage was not asked",
+            )?;
+            Ok(format!(
+                "{} chunks, role first, finish_reason, one [DONE], nothing after",
+                summary.chunks
+            ))
+        }
+    }
+
+    /// One slow request: the largest gap, and whether reasoning came.
+    async fn slow_stream(&self) -> (Outcome, Outcome) {
+        let body = self.body(
+            true,
+            false,
+            "Research this thoroughly, step by step, and report what you find: how do keep-alive comments keep server-sent event streams open through proxies?",
+            json!({"metadata": {"janus_check": "slow"}}),
+        );
+        let summary = match self.open_stream(body).await {
+            Ok(stream) => self.read_stream(stream).await,
+            Err(e) => Err(e),
+        };
+        let summary = match summary {
+            Ok(summary) => summary,
+            Err(e) => return (Err(e.clone()), Err(e)),
+        };
+        let gap = if summary.max_gap <= MAX_GAP {
+            Ok(format!(
+                "max gap {:.2} s over {:.1} s ({} keep-alive comments)",
+                summary.max_gap.as_secs_f64(),
+                summary.duration.as_secs_f64(),
+                summary.comments
+            ))
+        } else {
+            Err(format!(
+                "a gap of {:.2} s between events (limit 2 s) over {:.1} s",
+                summary.max_gap.as_secs_f64(),
+                summary.duration.as_secs_f64()
+            ))
+        };
+        let reasoning = if summary.reasoning_chunks > 0 {
+            Ok(format!(
+                "{} reasoning_content chunk(s)",
+                summary.reasoning_chunks
+            ))
+        } else {
+            Err("no reasoning_content while working on a multi-step request".to_owned())
+        };
+        (gap, reasoning)
+    }
+
+    fn artifacts(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let body = self.body(
+                true,
+                false,
+                "Please make me a file named conformance.txt that says hello from janus.",
+                json!({}),
+            );
+            let summary = self.read_stream(self.open_stream(body).await?).await?;
+            if summary.artifacts.is_empty() {
+                return Err("no artifact came back for a request that asks for a file".to_owned());
+            }
+            for artifact in &summary.artifacts {
+                let bytes = fetch_artifact(&self.client, artifact, self.options.timeout).await?;
+                artifact.verify(&bytes).map_err(|e| {
+                    format!(
+                        "artifact {} ({}): {e}",
+                        artifact.id,
+                        artifact.url.chars().take(40).collect::<String>()
+                    )
+                })?;
+            }
+            Ok(format!(
+                "{} artifact(s) verified (sha256, size)",
+                summary.artifacts.len()
+            ))
+        })
+    }
+
+    fn malformed_request(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            for (body, what) in [
+                (Bytes::from_static(b"{not json"), "a body that is not JSON"),
+                (
+                    Bytes::from(json!({"model": self.options.model, "messages": []}).to_string()),
+                    "empty messages",
+                ),
+            ] {
+                let response = self
+                    .client
+                    .post_json(&self.url(CHAT_COMPLETIONS_PATH), body, self.options.timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if response.status != 400 {
+                    return Err(format!("{what} got {}, expected 400", response.status));
+                }
+                let json = response
+                    .json()
+                    .ok_or_else(|| format!("{what}: the 400 body is not JSON"))?;
+                let error = json
+                    .get("error")
+                    .ok_or_else(|| format!("{what}: no error envelope"))?;
+                expect(
+                    error.get("message").is_some_and(Value::is_string),
+                    "error.message missing",
+                )?;
+                expect(
+                    error.get("type").is_some_and(Value::is_string),
+                    "error.type missing",
+                )?;
+            }
+            Ok("400 with an error envelope for bad JSON and empty messages".to_owned())
+        })
+    }
+
+    fn concurrency(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let (a, b) = tokio::join!(self.busy_interval(), self.busy_interval());
+            let (a_start, a_end) = a?;
+            let (b_start, b_end) = b?;
+            let overlap = a_end
+                .min(b_end)
+                .saturating_duration_since(a_start.max(b_start));
+            // A server that takes requests one at a time may still show a sliver of
+            // overlap from scheduling; real concurrency overlaps for most of the work.
+            if overlap >= Duration::from_millis(50) {
+                Ok(format!(
+                    "2 requests overlapped for {:.2} s",
+                    overlap.as_secs_f64()
+                ))
+            } else {
+                Err(
+                    "two concurrent requests did not overlap: requests are served one at a time"
+                        .to_owned(),
+                )
+            }
+        })
+    }
+
+    /// One slow streaming request: from its first item to its last.
+    async fn busy_interval(&self) -> Result<(Instant, Instant), String> {
+        let body = self.body(
+            true,
+            false,
+            "Research step by step: why do event streams need keep-alives?",
+            json!({"metadata": {"janus_check": "slow"}}),
+        );
+        let stream = self.open_stream(body).await?;
+        let started = stream.started;
+        let summary = self.read_stream(stream).await?;
+        let first = summary.first_item_at.unwrap_or(summary.duration);
+        let last = summary.last_item_at.unwrap_or(summary.duration);
+        Ok((started + first, started + last))
+    }
+}
+
+/// The bytes behind an artifact's URL: decoded `data:` or fetched over http.
+pub async fn fetch_artifact(
+    client: &HttpClient,
+    artifact: &ArtifactDescriptor,
+    timeout: Duration,
+) -> Result<Bytes, String> {
+    if artifact.url.starts_with("data:") {
+        return data_url_decode(&artifact.url)
+            .map(|d| Bytes::from(d.bytes))
+            .map_err(|e| format!("artifact {}: {e}", artifact.id));
+    }
+    let response = client
+        .get(&artifact.url, timeout)
+        .await
+        .map_err(|e| format!("artifact {}: {e}", artifact.id))?;
+    if !response.status.is_success() {
+        return Err(format!(
+            "artifact {}: GET {} answered {}",
+            artifact.id, artifact.url, response.status
+        ));
+    }
+    Ok(response.body)
+}
+
+fn stderr_stdio() -> Stdio {
+    use std::os::fd::AsFd;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdio::from(fd),
+        Err(_) => Stdio::null(),
+    }
+}
+
+fn expect(condition: bool, message: &str) -> Result<(), String> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message.to_owned())
+    }
+}
+
+fn summary(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(160)])
+        .trim()
+        .to_owned()
+}
+
+fn describe(item: &SseItem) -> String {
+    match item {
+        SseItem::Comment(text) => format!("a comment ': {text}'"),
+        SseItem::Event(event) => format!(
+            "an event '{}'",
+            event.data.chars().take(60).collect::<String>()
+        ),
+    }
+}
+
+fn check_usage_not_null(json: &Value) -> Result<(), String> {
+    match json.get("usage") {
+        Some(Value::Null) => {
+            Err("\"usage\": null (omit the key when there is no usage)".to_owned())
+        }
+        Some(Value::Object(usage)) => {
+            for key in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+                expect(
+                    usage.get(key).is_some_and(Value::is_u64),
+                    &format!("usage.{key} is not a count"),
+                )?;
+            }
+            Ok(())
+        }
+        Some(_) => Err("usage is not an object".to_owned()),
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug, Default)]
+struct StreamSummary {
+    chunks: usize,
+    comments: usize,
+    role_first: bool,
+    saw_choices: bool,
+    finish_at: Option<usize>,
+    usage_at: Option<usize>,
+    usage_chunks: usize,
+    reasoning_chunks: usize,
+    artifacts: Vec<ArtifactDescriptor>,
+    id: Option<String>,
+    done: bool,
+    max_gap: Duration,
+    first_item_at: Option<Duration>,
+    last_item_at: Option<Duration>,
+    duration: Duration,
+}
+
+impl StreamSummary {
+    fn chunk(&mut self, data: &str) -> Result<(), String> {
+        let json: Value = serde_json::from_str(data).map_err(|e| {
+            format!(
+                "a data event is not JSON ({e}): {}",
+                data.chars().take(80).collect::<String>()
+            )
+        })?;
+        if let Some(error) = json.get("error") {
+            return Err(format!("the stream carried an error event: {error}"));
+        }
+        expect(
+            json.get("object") == Some(&json!("chat.completion.chunk")),
+            "a chunk's object is not \"chat.completion.chunk\"",
+        )?;
+        check_usage_not_null(&json)?;
+        let id = json
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("a chunk has no id")?;
+        match &self.id {
+            None => self.id = Some(id.to_owned()),
+            Some(first) if first != id => {
+                return Err(format!("chunk ids differ: '{first}' then '{id}'"))
+            }
+            Some(_) => {}
+        }
+        let choices = json
+            .get("choices")
+            .and_then(Value::as_array)
+            .ok_or("a chunk has no choices array")?;
+        let index = self.chunks;
+        self.chunks += 1;
+        if choices.is_empty() {
+            if json.get("usage").is_some_and(Value::is_object) {
+                self.usage_at = Some(index);
+                self.usage_chunks += 1;
+            }
+            return Ok(());
+        }
+        if !self.saw_choices {
+            self.saw_choices = true;
+            self.role_first = choices[0]["delta"]["role"] == "assistant";
+        }
+        for choice in choices {
+            let delta = &choice["delta"];
+            if delta
+                .get("reasoning_content")
+                .and_then(Value::as_str)
+                .is_some_and(|r| !r.is_empty())
+            {
+                self.reasoning_chunks += 1;
+            }
+            if let Some(event) = delta.get("janus") {
+                if let Ok(event) = serde_json::from_value::<JanusEvent>(event.clone()) {
+                    self.artifacts.extend(event.artifact_items());
+                }
+            }
+            if choice.get("finish_reason").is_some_and(Value::is_string) {
+                self.finish_at = Some(index);
+            }
+        }
+        Ok(())
+    }
+}

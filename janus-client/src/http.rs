@@ -1,0 +1,330 @@
+//! A small HTTP client over one pooled hyper-util client, with SSE reading that timestamps
+//! every item (events and comments), which the conformance kit and `janus chat` both need.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use janus_core::sse::{SseDecoder, SseItem};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is unusable.
+    #[error("bad url '{url}': {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Connecting or sending failed.
+    #[error("request to {url} failed: {reason}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading the body failed.
+    #[error("reading the response from {url} failed: {reason}")]
+    Body {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No answer in time.
+    #[error("{url} did not answer within {after:?}")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The SSE framing broke.
+    #[error("malformed event stream from {url}: {reason}")]
+    Stream {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A complete (non-streamed) response.
+#[derive(Debug, Clone)]
+pub struct FullResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl FullResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// One SSE item and when it arrived.
+#[derive(Debug, Clone)]
+pub struct TimedItem {
+    /// Time since the request was sent.
+    pub at: Duration,
+    /// The item.
+    pub item: SseItem,
+}
+
+/// An open SSE response being read.
+#[derive(Debug)]
+pub struct EventStream {
+    url: String,
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// When the request was sent.
+    pub started: Instant,
+    /// When the response head arrived.
+    pub head_at: Duration,
+    body: Incoming,
+    decoder: SseDecoder,
+    ready: std::collections::VecDeque<TimedItem>,
+    scratch: Vec<SseItem>,
+    /// Raw bytes received so far.
+    pub raw: Vec<u8>,
+    ended: bool,
+}
+
+impl EventStream {
+    /// The next item, or `None` at the end of the body. `idle` bounds the wait.
+    pub async fn next(&mut self, idle: Duration) -> Result<Option<TimedItem>, ClientError> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Ok(Some(item));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let frame = match tokio::time::timeout(idle, self.body.frame()).await {
+                Err(_) => {
+                    return Err(ClientError::Timeout {
+                        url: self.url.clone(),
+                        after: idle,
+                    })
+                }
+                Ok(None) => {
+                    self.ended = true;
+                    continue;
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(ClientError::Body {
+                        url: self.url.clone(),
+                        reason: chain(&e),
+                    })
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let at = self.started.elapsed();
+            self.raw.extend_from_slice(&data);
+            self.decoder
+                .feed(&data, &mut self.scratch)
+                .map_err(|e| ClientError::Stream {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                })?;
+            for item in self.scratch.drain(..) {
+                self.ready.push_back(TimedItem { at, item });
+            }
+        }
+    }
+}
+
+/// The pooled client.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+    api_key: Option<String>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+/// Largest non-streamed body read.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+impl HttpClient {
+    /// A client; `api_key` goes out as `Authorization: Bearer`.
+    pub fn new(api_key: Option<String>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        HttpClient { inner, api_key }
+    }
+
+    fn request(
+        &self,
+        method: http::Method,
+        url: &str,
+        body: Option<Bytes>,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let uri: http::Uri =
+            url.parse()
+                .map_err(|e: http::uri::InvalidUri| ClientError::BadUrl {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        if uri.scheme_str() != Some("http") {
+            return Err(ClientError::BadUrl {
+                url: url.to_owned(),
+                reason: "only http:// URLs are supported".to_owned(),
+            });
+        }
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(key) = &self.api_key {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        builder
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| ClientError::BadUrl {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<http::Response<Incoming>, ClientError> {
+        match tokio::time::timeout(timeout, self.inner.request(request)).await {
+            Err(_) => Err(ClientError::Timeout {
+                url: url.to_owned(),
+                after: timeout,
+            }),
+            Ok(Err(e)) => Err(ClientError::Transport {
+                url: url.to_owned(),
+                reason: chain(&e),
+            }),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// GET, whole body.
+    pub async fn get(&self, url: &str, timeout: Duration) -> Result<FullResponse, ClientError> {
+        let request = self.request(http::Method::GET, url, None)?;
+        self.full(request, url, timeout).await
+    }
+
+    /// POST JSON, whole body.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<FullResponse, ClientError> {
+        let request = self.request(http::Method::POST, url, Some(body))?;
+        self.full(request, url, timeout).await
+    }
+
+    async fn full(
+        &self,
+        request: Request<Full<Bytes>>,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<FullResponse, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let response = self.send(request, url, timeout).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let body = match tokio::time::timeout(
+            left,
+            Limited::new(response.into_body(), MAX_BODY).collect(),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    url: url.to_owned(),
+                    after: timeout,
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(ClientError::Body {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        Ok(FullResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// POST JSON and read the answer as an event stream.
+    pub async fn post_stream(
+        &self,
+        url: &str,
+        body: Bytes,
+        head_timeout: Duration,
+    ) -> Result<EventStream, ClientError> {
+        let mut request = self.request(http::Method::POST, url, Some(body))?;
+        request.headers_mut().insert(
+            header::ACCEPT,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
+        let started = Instant::now();
+        let response = self.send(request, url, head_timeout).await?;
+        Ok(EventStream {
+            url: url.to_owned(),
+            status: response.status(),
+            headers: response.headers().clone(),
+            started,
+            head_at: started.elapsed(),
+            body: response.into_body(),
+            decoder: SseDecoder::new(),
+            ready: Default::default(),
+            scratch: Vec::new(),
+            raw: Vec::new(),
+            ended: false,
+        })
+    }
+}
