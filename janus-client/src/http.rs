@@ -58,17 +58,6 @@ pub enum ClientError {
     },
 }
 
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// A complete (non-streamed) response.
 #[derive(Debug, Clone)]
 pub struct FullResponse {
@@ -141,7 +130,7 @@ impl EventStream {
                 Ok(Some(Err(e))) => {
                     return Err(ClientError::Body {
                         url: self.url.clone(),
-                        reason: chain(&e),
+                        reason: janus_core::error_chain(&e),
                     })
                 }
                 Ok(Some(Ok(frame))) => frame,
@@ -238,7 +227,7 @@ impl HttpClient {
             }),
             Ok(Err(e)) => Err(ClientError::Transport {
                 url: url.to_owned(),
-                reason: chain(&e),
+                reason: janus_core::error_chain(&e),
             }),
             Ok(Ok(response)) => Ok(response),
         }

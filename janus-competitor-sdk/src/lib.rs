@@ -130,18 +130,5 @@ pub async fn run_with_args<C: Competitor>(competitor: C, args: Args) -> Result<(
 /// JSON lines carry the current span, so every line logged while a request is handled has
 /// its `request_id`. Does nothing if a subscriber is already installed.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
-    };
+    janus_core::runtime::init_logging(format == LogFormat::Json);
 }

@@ -174,28 +174,7 @@ async fn sweep_artifacts(store: Arc<ArtifactStore>) {
     }
 }
 
-/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown signal received");
-}
+pub use janus_core::runtime::shutdown_signal;
 
 fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     Full::new(bytes.into())

@@ -96,3 +96,16 @@ impl ErrorEnvelope {
         out
     }
 }
+
+/// `error: cause: cause …` — for errors (hyper's among them) whose `Display` hides the
+/// interesting part in their sources.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -13,6 +13,8 @@
 //!   chunk stream into the equivalent non-streaming response.
 //! - [`Competitor`], [`EventWriter`], [`RequestContext`] and [`contract`]: the competitor
 //!   contract in code.
+//! - [`runtime`] (feature `runtime`): process plumbing the binaries share — the shutdown
+//!   signal and log setup.
 #![deny(missing_docs)]
 
 mod aggregate;
@@ -22,6 +24,8 @@ mod competitor;
 pub mod contract;
 mod error;
 mod ids;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 pub mod sse;
 mod stream;
 mod validate;
@@ -39,7 +43,7 @@ pub use chat::{
 pub use competitor::{
     Competitor, CompetitorError, CompetitorEvent, EventWriter, RequestContext, WriterClosed,
 };
-pub use error::{ErrorBody, ErrorEnvelope, ErrorKind};
+pub use error::{error_chain, ErrorBody, ErrorEnvelope, ErrorKind};
 pub use ids::{new_artifact_id, new_completion_id, new_request_id, random_hex, unix_now};
 pub use stream::{ChunkDecoder, StreamDecodeError, StreamEvent};
 pub use validate::{check_request_json, validate_request, validate_value, ValidationError};

@@ -209,17 +209,7 @@ pub fn summarize(bytes: &[u8]) -> String {
     }
 }
 
-/// `error: cause: cause` for errors whose `Display` hides the interesting part.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use janus_core::error_chain;
 
 /// True when the response's content type is what the mode expects.
 pub fn has_content_type(response: &Response<Incoming>, expected: &str) -> bool {

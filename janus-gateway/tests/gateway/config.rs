@@ -79,6 +79,13 @@ url = "http://127.0.0.1:7002"
     let config = args.resolve().unwrap();
     let ids: Vec<&str> = config.competitors.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["a", "b"]);
+    remove(&file);
+}
+
+fn remove(file: &std::path::Path) {
+    if let Some(dir) = file.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[test]
@@ -153,6 +160,7 @@ fn invalid_settings_exit_2_naming_the_setting() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("listen_port"));
+    remove(&bad_file);
 }
 
 #[test]
@@ -201,6 +209,7 @@ fn env_overrides_the_file_and_the_binary_serves() {
         .find(|v| v["message"] == "gateway listening")
         .unwrap_or_else(|| panic!("no JSON 'gateway listening' line in: {stderr}"));
     assert_eq!(listening["listen"], free.to_string());
+    remove(&file);
 }
 
 #[test]
