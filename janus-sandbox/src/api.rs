@@ -1,0 +1,548 @@
+//! The HTTP API (contract.md §6), wire-compatible with the reference Sandy client.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::error::SandboxError;
+use crate::isolation::Limits;
+use crate::sandbox::{CreateRequest, Manager};
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Serves the API on `listener` until `shutdown` resolves; then terminates every sandbox.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    if config.isolation == crate::config::IsolationMode::Full {
+        crate::isolation::full_isolation_available().map_err(std::io::Error::other)?;
+    }
+    tokio::fs::create_dir_all(&config.root).await?;
+    let manager = Arc::new(Manager::new(config));
+    let reaper = {
+        let manager = manager.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                manager.reap_expired().await;
+            }
+        })
+    };
+    tracing::info!(listen = %listener.local_addr()?, "sandbox service listening");
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let manager = manager.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let manager = manager.clone();
+                    async move { Ok::<_, Infallible>(handle(manager, request).await) }
+                });
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                tokio::spawn(connection);
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    reaper.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    manager.shutdown().await;
+    Ok(())
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error_response(error: &SandboxError) -> Response<Body> {
+    let mut response =
+        Response::new(Full::new(Bytes::from(error.envelope().to_json())).boxed_unsync());
+    *response.status_mut() = error.status();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn handle(manager: Arc<Manager>, request: Request<Incoming>) -> Response<Body> {
+    let request_id = request.headers().get("x-request-id").cloned();
+    let mut response = match route(&manager, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            if error.status().is_server_error() {
+                tracing::warn!(error = %error, "sandbox request failed");
+            }
+            error_response(&error)
+        }
+    };
+    if let Some(id) = request_id {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+fn authorized(config: &Config, request: &Request<Incoming>) -> bool {
+    let Some(key) = &config.api_key else {
+        return true;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    presented.len() == key.len()
+        && presented
+            .bytes()
+            .zip(key.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn body_json(request: Request<Incoming>, limit: usize) -> Result<Value, SandboxError> {
+    let bytes = Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                SandboxError::TooLarge(limit)
+            } else {
+                SandboxError::BadRequest {
+                    param: "body".into(),
+                    message: format!("cannot read the body: {e}"),
+                }
+            }
+        })?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| SandboxError::BadRequest {
+        param: "body".into(),
+        message: format!("the body is not valid JSON: {e}"),
+    })?;
+    if !value.is_object() {
+        return Err(SandboxError::BadRequest {
+            param: "body".into(),
+            message: "the body must be a JSON object".into(),
+        });
+    }
+    Ok(value)
+}
+
+fn bad(param: &str, message: impl Into<String>) -> SandboxError {
+    SandboxError::BadRequest {
+        param: param.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn optional_u64(body: &Value, key: &str) -> Result<Option<u64>, SandboxError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| bad(key, format!("'{key}' must be a non-negative integer"))),
+    }
+}
+
+fn parse_env(value: Option<&Value>, param: &str) -> Result<Vec<(String, String)>, SandboxError> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                if k.is_empty() || k.contains('=') || k.contains('\0') {
+                    return Err(bad(param, format!("invalid variable name '{k}'")));
+                }
+                match v {
+                    Value::String(s) if !s.contains('\0') => Ok((k.clone(), s.clone())),
+                    Value::Number(n) => Ok((k.clone(), n.to_string())),
+                    Value::Bool(b) => Ok((k.clone(), b.to_string())),
+                    _ => Err(bad(param, format!("'{param}.{k}' must be a string"))),
+                }
+            })
+            .collect(),
+        Some(_) => Err(bad(
+            param,
+            format!("'{param}' must be an object of strings"),
+        )),
+    }
+}
+
+fn create_request(config: &Config, body: &Value) -> Result<CreateRequest, SandboxError> {
+    let ttl = match optional_u64(body, "ttl_seconds")? {
+        None => config.default_ttl,
+        Some(0) => return Err(bad("ttl_seconds", "'ttl_seconds' must be at least 1")),
+        Some(s) if Duration::from_secs(s) > config.max_ttl => {
+            return Err(bad(
+                "ttl_seconds",
+                format!("'ttl_seconds' may be at most {}", config.max_ttl.as_secs()),
+            ))
+        }
+        Some(s) => Duration::from_secs(s),
+    };
+    let priority = match body.get("priority") {
+        None | Some(Value::Null) => 2,
+        Some(Value::String(name)) => match name.to_ascii_uppercase().as_str() {
+            "HIGH" => 1,
+            "NORMAL" => 2,
+            "LOW" => 3,
+            _ => {
+                return Err(bad(
+                    "priority",
+                    "'priority' must be 1-3 or HIGH, NORMAL, LOW",
+                ))
+            }
+        },
+        Some(value) => match value.as_u64() {
+            Some(n @ 1..=3) => n as u8,
+            _ => {
+                return Err(bad(
+                    "priority",
+                    "'priority' must be 1-3 or HIGH, NORMAL, LOW",
+                ))
+            }
+        },
+    };
+    let preemptable = match body.get("preemptable") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad("preemptable", "'preemptable' must be a boolean")),
+    };
+    let mut limits = Limits {
+        memory_mb: config.memory_mb,
+        pids: config.pids,
+        cpus: config.cpus,
+    };
+    match body.get("resources") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(resources)) => {
+            if let Some(memory) = resources.get("memory_mb") {
+                limits.memory_mb = memory
+                    .as_u64()
+                    .filter(|m| (16..=65536).contains(m))
+                    .ok_or_else(|| {
+                        bad(
+                            "resources.memory_mb",
+                            "'resources.memory_mb' must be 16-65536",
+                        )
+                    })?;
+            }
+            if let Some(cpu) = resources.get("cpu") {
+                limits.cpus = cpu
+                    .as_f64()
+                    .filter(|c| *c > 0.0 && *c <= 64.0)
+                    .ok_or_else(|| {
+                        bad(
+                            "resources.cpu",
+                            "'resources.cpu' must be a number of cores, 0-64",
+                        )
+                    })?;
+            }
+            if let Some(disk) = resources.get("disk_gb") {
+                if !disk.is_number() {
+                    return Err(bad(
+                        "resources.disk_gb",
+                        "'resources.disk_gb' must be a number",
+                    ));
+                }
+            }
+        }
+        Some(_) => return Err(bad("resources", "'resources' must be an object")),
+    }
+    let expose_ports = match body.get("expose_ports") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ports)) => ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad(&format!("expose_ports[{i}]"), "a port must be 1-65535"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(bad(
+                "expose_ports",
+                "'expose_ports' must be an array of ports",
+            ))
+        }
+    };
+    let flavor = match body.get("flavor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(bad("flavor", "'flavor' must be a string")),
+    };
+    Ok(CreateRequest {
+        ttl,
+        priority,
+        preemptable,
+        limits,
+        env: parse_env(body.get("env"), "env")?,
+        expose_ports,
+        flavor,
+    })
+}
+
+fn query_param(uri: &http::Uri, key: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        if byte == b'%' {
+            let decoded = bytes
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            if let Some(value) = decoded {
+                out.push(value);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if byte == b'+' { b' ' } else { byte });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn route(
+    manager: &Arc<Manager>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, SandboxError> {
+    let config = manager.config();
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    if path == "/health" {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+        ));
+    }
+    let Some(rest) = path.strip_prefix("/api/sandboxes") else {
+        return Err(SandboxError::NoRoute(format!("{method} {path}")));
+    };
+    if !authorized(config, &request) {
+        return Err(SandboxError::Unauthorized);
+    }
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let limit = config.max_body_bytes;
+    match (method.clone(), segments.as_slice()) {
+        (Method::POST, []) => {
+            let body = body_json(request, limit).await?;
+            let create = create_request(config, &body)?;
+            let sandbox = manager.create(create).await?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &sandbox.describe(config).await,
+            ))
+        }
+        (Method::GET, []) => {
+            let mut list = Vec::new();
+            for sandbox in manager.list().await {
+                list.push(sandbox.describe(config).await);
+            }
+            Ok(json_response(StatusCode::OK, &json!({"sandboxes": list})))
+        }
+        (Method::GET, [id]) => match manager.get(id).await {
+            Ok(sandbox) => Ok(json_response(
+                StatusCode::OK,
+                &sandbox.describe(config).await,
+            )),
+            Err(SandboxError::Terminated(id)) => Ok(json_response(
+                StatusCode::OK,
+                &json!({"sandboxId": id, "sandbox_id": id, "id": id, "status": "terminated", "ttl_remaining": 0}),
+            )),
+            Err(e) => Err(e),
+        },
+        (Method::POST, [id, "terminate"]) | (Method::DELETE, [id]) => {
+            manager.terminate(id, false).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"sandboxId": id, "status": "terminated"}),
+            ))
+        }
+        (Method::POST, [id, "refresh"]) => {
+            let body = body_json(request, limit).await?;
+            let ttl = match optional_u64(&body, "ttl_seconds")? {
+                None => None,
+                Some(s) if s == 0 || Duration::from_secs(s) > config.max_ttl => {
+                    return Err(bad(
+                        "ttl_seconds",
+                        format!("'ttl_seconds' must be 1-{}", config.max_ttl.as_secs()),
+                    ))
+                }
+                Some(s) => Some(Duration::from_secs(s)),
+            };
+            let sandbox = manager.refresh(id, ttl).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &sandbox.describe(config).await,
+            ))
+        }
+        (Method::POST, [id, "exec"]) => {
+            let sandbox = manager.get(id).await?;
+            let body = body_json(request, limit).await?;
+            let command = match body.get("command") {
+                Some(Value::String(c)) if !c.trim().is_empty() => c.clone(),
+                Some(Value::String(_)) => {
+                    return Err(bad("command", "'command' must not be empty"))
+                }
+                Some(_) => return Err(bad("command", "'command' must be a string")),
+                None => return Err(bad("command", "missing required parameter: 'command'")),
+            };
+            let timeout_ms = optional_u64(&body, "timeoutMs")?
+                .or(optional_u64(&body, "timeout_ms")?)
+                .unwrap_or(30_000);
+            if timeout_ms == 0 || Duration::from_millis(timeout_ms) > config.max_exec_timeout {
+                return Err(bad(
+                    "timeoutMs",
+                    format!(
+                        "'timeoutMs' must be 1-{}",
+                        config.max_exec_timeout.as_millis()
+                    ),
+                ));
+            }
+            let cwd = match body.get("cwd") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(c)) => Some(c.clone()),
+                Some(_) => return Err(bad("cwd", "'cwd' must be a string")),
+            };
+            let env = parse_env(body.get("env"), "env")?;
+            let result = manager
+                .exec(
+                    &sandbox,
+                    &command,
+                    Duration::from_millis(timeout_ms),
+                    cwd.as_deref(),
+                    &env,
+                )
+                .await?;
+            let value =
+                serde_json::to_value(&result).map_err(|e| SandboxError::Internal(e.to_string()))?;
+            Ok(json_response(StatusCode::OK, &value))
+        }
+        (Method::POST, [id, "files", "write"]) => {
+            let sandbox = manager.get(id).await?;
+            let body = body_json(request, limit).await?;
+            let path = body
+                .get("path")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("path", "missing required parameter: 'path' (a string)"))?
+                .to_owned();
+            let content = body.get("content").and_then(Value::as_str).ok_or_else(|| {
+                bad(
+                    "content",
+                    "missing required parameter: 'content' (a string)",
+                )
+            })?;
+            let bytes = match body.get("encoding").and_then(Value::as_str) {
+                None | Some("utf8") | Some("utf-8") => content.as_bytes().to_vec(),
+                Some("base64") => base64::engine::general_purpose::STANDARD
+                    .decode(content)
+                    .map_err(|e| bad("content", format!("'content' is not valid base64: {e}")))?,
+                Some(other) => {
+                    return Err(bad(
+                        "encoding",
+                        format!("unknown encoding '{other}' (utf8 or base64)"),
+                    ))
+                }
+            };
+            let size = manager.write_file(&sandbox, &path, &bytes).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"path": crate::sandbox::sandbox_path(&path)?, "size": size, "success": true}),
+            ))
+        }
+        (Method::GET, [id, "files", "read"]) => {
+            let sandbox = manager.get(id).await?;
+            let uri = request.uri().clone();
+            let path = query_param(&uri, "path")
+                .ok_or_else(|| bad("path", "missing query parameter 'path'"))?;
+            let bytes = manager.read_file(&sandbox, &path).await?;
+            let wants_json = query_param(&uri, "encoding").is_some_and(|e| e == "base64")
+                || request
+                    .headers()
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("application/json"));
+            if wants_json {
+                let content = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"path": path, "content": content, "encoding": "base64", "size": bytes.len()}),
+                ));
+            }
+            let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            Ok(response)
+        }
+        (Method::GET, [id, "files", "list"]) => {
+            let sandbox = manager.get(id).await?;
+            let path =
+                query_param(request.uri(), "path").unwrap_or_else(|| "/workspace".to_owned());
+            Ok(json_response(
+                StatusCode::OK,
+                &manager.list_files(&sandbox, &path).await?,
+            ))
+        }
+        (_, [id, "agent", ..]) | (_, [id, "proxy", ..]) | (_, [id, "artifacts", ..]) => {
+            manager.get(id).await?;
+            Err(SandboxError::NotImplemented("this endpoint"))
+        }
+        (_, []) => Err(SandboxError::NoRoute(format!("{method} {path}"))),
+        _ => Err(SandboxError::NoRoute(format!("{method} {path}"))),
+    }
+}

@@ -1,0 +1,153 @@
+//! Service configuration: flags with environment fallbacks and documented defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How sandboxes are isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsolationMode {
+    /// Namespaces (mount, PID, network, UTS, IPC), an unprivileged uid without
+    /// capabilities, cgroup limits. Needs root on Linux.
+    Full,
+    /// Plain directories and processes: nothing is isolated. For development only.
+    None,
+}
+
+/// Command-line flags.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "janus-sandbox",
+    version,
+    about = "A Sandy-compatible sandbox service on local Linux isolation"
+)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, env = "JANUS_SANDBOX_LISTEN", default_value = "127.0.0.1:8300")]
+    pub listen: SocketAddr,
+    /// When set, clients must send "Authorization: Bearer <key>"
+    #[arg(long, env = "SANDY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// State directory (one folder per sandbox)
+    #[arg(
+        long,
+        env = "JANUS_SANDBOX_ROOT",
+        default_value = "/var/lib/janus-sandbox"
+    )]
+    pub root: PathBuf,
+    /// Most sandboxes alive at once
+    #[arg(long, env = "JANUS_SANDBOX_MAX", default_value_t = 16)]
+    pub max_sandboxes: usize,
+    /// TTL when a create names none (at most 3600s)
+    #[arg(long, env = "JANUS_SANDBOX_DEFAULT_TTL", default_value = "600s", value_parser = humantime::parse_duration)]
+    pub default_ttl: Duration,
+    /// Memory limit per sandbox, in MiB
+    #[arg(long, env = "JANUS_SANDBOX_MEMORY_MB", default_value_t = 512)]
+    pub memory_mb: u64,
+    /// Process limit per sandbox
+    #[arg(long, env = "JANUS_SANDBOX_PIDS", default_value_t = 256)]
+    pub pids: u64,
+    /// CPU limit per sandbox, in cores
+    #[arg(long, env = "JANUS_SANDBOX_CPUS", default_value_t = 1.0)]
+    pub cpus: f64,
+    /// full (namespaces + cgroups, needs root) or none (nothing isolated)
+    #[arg(
+        long,
+        env = "JANUS_SANDBOX_ISOLATION",
+        value_enum,
+        default_value = "full"
+    )]
+    pub isolation: IsolationMode,
+    /// Unprivileged uid (and gid) that sandbox commands run as
+    #[arg(long, env = "JANUS_SANDBOX_UID", default_value_t = 65534)]
+    pub uid: u32,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Required bearer key, if any.
+    pub api_key: Option<String>,
+    /// State directory.
+    pub root: PathBuf,
+    /// Capacity.
+    pub max_sandboxes: usize,
+    /// Default TTL.
+    pub default_ttl: Duration,
+    /// Largest TTL a client may ask for.
+    pub max_ttl: Duration,
+    /// Default memory limit (MiB).
+    pub memory_mb: u64,
+    /// Default process limit.
+    pub pids: u64,
+    /// Default CPU limit (cores).
+    pub cpus: f64,
+    /// Isolation mode.
+    pub isolation: IsolationMode,
+    /// Uid/gid for sandbox commands.
+    pub uid: u32,
+    /// Largest stdout or stderr kept per exec.
+    pub max_output_bytes: usize,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Longest exec timeout a client may ask for.
+    pub max_exec_timeout: Duration,
+    /// Base URL clients use to reach this service (for sandbox `url`s).
+    pub public_url: String,
+}
+
+/// The largest TTL (contract: default 600 s, at most 3600 s).
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
+
+impl Config {
+    /// Defaults for tests and embedding, with state under `root`.
+    pub fn new(root: PathBuf, isolation: IsolationMode) -> Config {
+        Config {
+            api_key: None,
+            root,
+            max_sandboxes: 16,
+            default_ttl: Duration::from_secs(600),
+            max_ttl: MAX_TTL,
+            memory_mb: 512,
+            pids: 256,
+            cpus: 1.0,
+            isolation,
+            uid: 65534,
+            max_output_bytes: 1024 * 1024,
+            max_body_bytes: 32 * 1024 * 1024,
+            max_exec_timeout: Duration::from_secs(3600),
+            public_url: "http://127.0.0.1:8300".to_owned(),
+        }
+    }
+}
+
+impl Args {
+    /// The configuration these flags describe; the error names the bad flag.
+    pub fn resolve(self) -> Result<Config, String> {
+        if self.default_ttl.is_zero() || self.default_ttl > MAX_TTL {
+            return Err("--default-ttl must be between 1s and 3600s".to_owned());
+        }
+        if self.max_sandboxes == 0 {
+            return Err("--max-sandboxes must be at least 1".to_owned());
+        }
+        if self.memory_mb < 16 {
+            return Err("--memory-mb must be at least 16".to_owned());
+        }
+        if self.pids < 8 {
+            return Err("--pids must be at least 8".to_owned());
+        }
+        if self.cpus.is_nan() || self.cpus <= 0.0 {
+            return Err("--cpus must be greater than 0".to_owned());
+        }
+        let mut config = Config::new(self.root, self.isolation);
+        config.api_key = self.api_key.filter(|k| !k.is_empty());
+        config.max_sandboxes = self.max_sandboxes;
+        config.default_ttl = self.default_ttl;
+        config.memory_mb = self.memory_mb;
+        config.pids = self.pids;
+        config.cpus = self.cpus;
+        config.uid = self.uid;
+        config.public_url = format!("http://{}", self.listen);
+        Ok(config)
+    }
+}

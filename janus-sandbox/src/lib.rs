@@ -1,0 +1,26 @@
+//! `janus-sandbox` — a Sandy-compatible sandbox service on local Linux isolation.
+//!
+//! Competitors run untrusted agent work in sandboxes through the Sandy HTTP API
+//! (contract.md §6). This service speaks that API on this machine: each sandbox gets its own
+//! mount, PID, network (loopback only), UTS and IPC namespaces, runs commands as an
+//! unprivileged uid without capabilities, and is held to memory, process and CPU limits by
+//! cgroups. Production points the same clients at hosted Sandy via `SANDY_BASE_URL`.
+//!
+//! Map of the crate:
+//! - `config`: [`Args`] (flags, env) → [`Config`].
+//! - `api`: [`run`] — the HTTP server and its routes.
+//! - `sandbox`: the manager — capacity, priority preemption, TTL, exec, files.
+//! - `isolation`: namespaces and cgroups via util-linux (`unshare`, `nsenter`, `setpriv`).
+//! - `error`: [`SandboxError`] → status and error envelope.
+
+mod api;
+mod config;
+mod error;
+mod isolation;
+mod sandbox;
+
+pub use api::run;
+pub use config::{Args, Config, IsolationMode, MAX_TTL};
+pub use error::SandboxError;
+pub use isolation::full_isolation_available;
+pub use sandbox::sandbox_path;

@@ -1,0 +1,45 @@
+//! `janus-sandbox`: parse flags, check isolation, serve until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use janus_sandbox::{full_isolation_available, run, Args, IsolationMode};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let listen = args.listen;
+    let config = match args.resolve() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("janus-sandbox: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    janus_core::runtime::init_logging(!std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match config.isolation {
+        IsolationMode::Full => {
+            if let Err(why) = full_isolation_available() {
+                eprintln!("janus-sandbox: {why}; refusing to start (use --isolation none to run without isolation)");
+                return ExitCode::from(2);
+            }
+        }
+        IsolationMode::None => {
+            tracing::warn!("--isolation none: sandboxes are plain directories and processes; NOTHING is isolated");
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("janus-sandbox: cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(listener, config, janus_core::runtime::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("janus-sandbox: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! Sandboxes and their manager: creation with capacity and priority preemption, exec with
+//! timeouts and capped output, files, TTL reaping, termination that leaves nothing behind.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::config::{Config, IsolationMode};
+use crate::error::SandboxError;
+use crate::isolation::{self, Isolated, Limits};
+
+/// Terminated ids remembered so late calls get 409 instead of 404.
+const TOMBSTONES: usize = 4096;
+
+/// What a create asks for.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    /// Time to live.
+    pub ttl: Duration,
+    /// 1 (most important) … 3.
+    pub priority: u8,
+    /// May be terminated to make room for more important work.
+    pub preemptable: bool,
+    /// Limits.
+    pub limits: Limits,
+    /// Environment for every exec.
+    pub env: Vec<(String, String)>,
+    /// Ports the client wants reachable (recorded).
+    pub expose_ports: Vec<u16>,
+    /// Flavor name (recorded).
+    pub flavor: Option<String>,
+}
+
+/// One live sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// `sbx_` + hex.
+    pub id: String,
+    created_at: SystemTime,
+    expires_at: Mutex<Instant>,
+    ttl: Duration,
+    /// Priority (smaller is more important).
+    pub priority: u8,
+    /// Preemptable.
+    pub preemptable: bool,
+    env: Vec<(String, String)>,
+    expose_ports: Vec<u16>,
+    flavor: Option<String>,
+    dir: PathBuf,
+    workspace: PathBuf,
+    isolated: Mutex<Option<Isolated>>,
+    /// Serializes destruction with in-flight use.
+    busy: RwLock<()>,
+    limits: Limits,
+}
+
+/// The outcome of an exec.
+#[derive(Debug, Serialize)]
+pub struct ExecResult {
+    /// Standard output (capped).
+    pub stdout: String,
+    /// Standard error (capped).
+    pub stderr: String,
+    /// Exit code; 128 + signal when killed.
+    pub exit_code: i32,
+    /// Same, in the other spelling clients read.
+    #[serde(rename = "exitCode")]
+    pub exit_code_camel: i32,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// The timeout killed it.
+    pub timed_out: bool,
+    /// The memory limit killed a process.
+    pub oom_killed: bool,
+}
+
+/// All sandboxes.
+#[derive(Debug)]
+pub struct Manager {
+    config: Config,
+    sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
+    tombstones: Mutex<VecDeque<String>>,
+    /// Serializes capacity decisions so two creates cannot both take the last slot.
+    admission: Mutex<()>,
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+impl Sandbox {
+    /// The JSON clients get for this sandbox.
+    pub async fn describe(&self, config: &Config) -> Value {
+        let remaining = self
+            .expires_at
+            .lock()
+            .await
+            .saturating_duration_since(Instant::now());
+        json!({
+            "sandboxId": self.id,
+            "sandbox_id": self.id,
+            "id": self.id,
+            "status": "running",
+            "url": format!("{}/sandboxes/{}", config.public_url, self.id),
+            "created_at": rfc3339(self.created_at),
+            "ttl_seconds": self.ttl.as_secs(),
+            "ttl_remaining": remaining.as_secs(),
+            "priority": self.priority,
+            "preemptable": self.preemptable,
+            "expose_ports": self.expose_ports,
+            "flavor": self.flavor,
+            "isolation": match config.isolation { IsolationMode::Full => "full", IsolationMode::None => "none" },
+            "resources": {"memory_mb": self.limits.memory_mb, "pids": self.limits.pids, "cpu": self.limits.cpus},
+        })
+    }
+}
+
+/// Resolves a path a client names (relative to `/workspace`, or absolute under it) to the
+/// path inside the sandbox; `..`, NUL and paths outside `/workspace` are refused.
+pub fn sandbox_path(path: &str) -> Result<String, SandboxError> {
+    let bad = |why: &str| SandboxError::BadRequest {
+        param: "path".into(),
+        message: format!("invalid path '{path}': {why}"),
+    };
+    if path.contains('\0') {
+        return Err(bad("contains NUL"));
+    }
+    let relative = match path.strip_prefix("/workspace") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.trim_start_matches('/'),
+        Some(_) => return Err(bad("outside /workspace")),
+        None if path.starts_with('/') => {
+            return Err(bad("absolute paths must be under /workspace"))
+        }
+        None => path,
+    };
+    let mut parts = Vec::new();
+    for component in Path::new(relative).components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(bad("'..' is not allowed")),
+            Component::RootDir | Component::Prefix(_) => return Err(bad("outside /workspace")),
+        }
+    }
+    Ok(if parts.is_empty() {
+        "/workspace".to_owned()
+    } else {
+        format!("/workspace/{}", parts.join("/"))
+    })
+}
+
+impl Manager {
+    /// A manager with no sandboxes.
+    pub fn new(config: Config) -> Manager {
+        Manager {
+            config,
+            sandboxes: RwLock::default(),
+            tombstones: Mutex::default(),
+            admission: Mutex::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The sandbox with this id: 404 unknown, 409 terminated.
+    pub async fn get(&self, id: &str) -> Result<Arc<Sandbox>, SandboxError> {
+        if let Some(sandbox) = self.sandboxes.read().await.get(id) {
+            return Ok(sandbox.clone());
+        }
+        if self.tombstones.lock().await.iter().any(|t| t == id) {
+            return Err(SandboxError::Terminated(id.to_owned()));
+        }
+        Err(SandboxError::NotFound(id.to_owned()))
+    }
+
+    /// Whether this id was terminated (not expired).
+    pub async fn is_terminated(&self, id: &str) -> bool {
+        self.tombstones.lock().await.iter().any(|t| t == id)
+    }
+
+    /// All live sandboxes.
+    pub async fn list(&self) -> Vec<Arc<Sandbox>> {
+        let mut list: Vec<_> = self.sandboxes.read().await.values().cloned().collect();
+        list.sort_by_key(|s| s.created_at);
+        list
+    }
+
+    /// Creates a sandbox, preempting a less important preemptable one at capacity.
+    pub async fn create(&self, request: CreateRequest) -> Result<Arc<Sandbox>, SandboxError> {
+        let _admission = self.admission.lock().await;
+        let count = self.sandboxes.read().await.len();
+        if count >= self.config.max_sandboxes {
+            // Least important first (largest number), oldest first among equals; equal or
+            // more important work is never preempted.
+            let victim = {
+                let map = self.sandboxes.read().await;
+                map.values()
+                    .filter(|s| s.preemptable && s.priority > request.priority)
+                    .max_by_key(|s| (s.priority, std::cmp::Reverse(s.created_at)))
+                    .map(|s| s.id.clone())
+            };
+            match victim {
+                Some(id) => {
+                    tracing::info!(sandbox = %id, "preempting a low-priority sandbox to make room");
+                    self.terminate(&id, true).await?;
+                }
+                None => return Err(SandboxError::AtCapacity(self.config.max_sandboxes)),
+            }
+        }
+        if self.config.isolation == IsolationMode::None {
+            tracing::warn!("creating a sandbox with --isolation none: NOTHING is isolated");
+        }
+        let id = format!("sbx_{}", janus_core::random_hex(12));
+        let dir = self.config.root.join(&id);
+        let workspace = dir.join("workspace");
+        tokio::fs::create_dir_all(&workspace).await.map_err(|e| {
+            SandboxError::Internal(format!("cannot create {}: {e}", workspace.display()))
+        })?;
+        let isolated = match self.config.isolation {
+            IsolationMode::Full => {
+                chown(&workspace, self.config.uid).await?;
+                match isolation::start(&id, &dir, &workspace, self.config.uid, request.limits).await
+                {
+                    Ok(isolated) => Some(isolated),
+                    Err(e) => {
+                        let _ = tokio::fs::remove_dir_all(&dir).await;
+                        return Err(SandboxError::Internal(format!(
+                            "cannot start the sandbox: {e}"
+                        )));
+                    }
+                }
+            }
+            IsolationMode::None => {
+                tokio::fs::create_dir_all(dir.join("tmp"))
+                    .await
+                    .map_err(|e| SandboxError::Internal(e.to_string()))?;
+                None
+            }
+        };
+        let sandbox = Arc::new(Sandbox {
+            id: id.clone(),
+            created_at: SystemTime::now(),
+            expires_at: Mutex::new(Instant::now() + request.ttl),
+            ttl: request.ttl,
+            priority: request.priority,
+            preemptable: request.preemptable,
+            env: request.env,
+            expose_ports: request.expose_ports,
+            flavor: request.flavor,
+            dir,
+            workspace,
+            isolated: Mutex::new(isolated),
+            busy: RwLock::new(()),
+            limits: request.limits,
+        });
+        self.sandboxes.write().await.insert(id, sandbox.clone());
+        Ok(sandbox)
+    }
+
+    /// Terminates a sandbox: kills every process, removes its namespaces, cgroups and files.
+    /// Idempotent for ids already terminated.
+    pub async fn terminate(&self, id: &str, preempted: bool) -> Result<(), SandboxError> {
+        let removed = self.sandboxes.write().await.remove(id);
+        let Some(sandbox) = removed else {
+            return if self.is_terminated(id).await {
+                Ok(())
+            } else {
+                Err(SandboxError::NotFound(id.to_owned()))
+            };
+        };
+        self.destroy(&sandbox).await;
+        let mut tombstones = self.tombstones.lock().await;
+        tombstones.push_back(id.to_owned());
+        while tombstones.len() > TOMBSTONES {
+            tombstones.pop_front();
+        }
+        tracing::info!(sandbox = %id, preempted, "sandbox terminated");
+        Ok(())
+    }
+
+    async fn destroy(&self, sandbox: &Sandbox) {
+        // Wait for nothing; in-flight execs are killed with the rest.
+        if let Some(isolated) = sandbox.isolated.lock().await.take() {
+            isolated.destroy().await;
+        }
+        let _guard = sandbox.busy.write().await;
+        if let Err(e) = tokio::fs::remove_dir_all(&sandbox.dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(sandbox = %sandbox.id, error = %e, "could not remove the sandbox directory");
+            }
+        }
+    }
+
+    /// Extends the TTL from now.
+    pub async fn refresh(
+        &self,
+        id: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Arc<Sandbox>, SandboxError> {
+        let sandbox = self.get(id).await?;
+        let ttl = ttl.unwrap_or(sandbox.ttl);
+        *sandbox.expires_at.lock().await = Instant::now() + ttl;
+        Ok(sandbox)
+    }
+
+    /// Removes expired sandboxes; their ids then answer 404.
+    pub async fn reap_expired(&self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        for sandbox in self.sandboxes.read().await.values() {
+            if *sandbox.expires_at.lock().await <= now {
+                expired.push(sandbox.id.clone());
+            }
+        }
+        for id in expired {
+            let removed = self.sandboxes.write().await.remove(&id);
+            if let Some(sandbox) = removed {
+                self.destroy(&sandbox).await;
+                tracing::info!(sandbox = %id, "sandbox expired and was reaped");
+            }
+        }
+    }
+
+    /// Terminates everything (service shutdown).
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> = self.sandboxes.read().await.keys().cloned().collect();
+        for id in ids {
+            let _ = self.terminate(&id, false).await;
+        }
+    }
+
+    /// Runs `command` with `/bin/sh -c` in the sandbox.
+    pub async fn exec(
+        &self,
+        sandbox: &Sandbox,
+        command: &str,
+        timeout: Duration,
+        cwd: Option<&str>,
+        env: &[(String, String)],
+    ) -> Result<ExecResult, SandboxError> {
+        let _busy = sandbox.busy.read().await;
+        let cwd = sandbox_path(cwd.unwrap_or("/workspace"))?;
+        let started = Instant::now();
+        let isolated = sandbox.isolated.lock().await;
+        let (mut cmd, exec_cgroups) = match &*isolated {
+            Some(isolated) => {
+                let (cmd, dirs) = isolated
+                    .exec_command(command, &cwd)
+                    .await
+                    .map_err(|e| SandboxError::Internal(format!("cannot prepare the exec: {e}")))?;
+                (cmd, dirs)
+            }
+            None => {
+                let host_cwd = sandbox
+                    .workspace
+                    .join(cwd.trim_start_matches("/workspace").trim_start_matches('/'));
+                let mut cmd = tokio::process::Command::new("/bin/sh");
+                cmd.args(["-c", command]).current_dir(host_cwd);
+                cmd.process_group(0);
+                (cmd, Vec::new())
+            }
+        };
+        cmd.env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .env("HOME", "/workspace")
+            .env("LANG", "C.UTF-8")
+            .env("SANDBOX_ID", &sandbox.id);
+        if isolated.is_none() {
+            cmd.env("TMPDIR", sandbox.dir.join("tmp"));
+        }
+        for (key, value) in sandbox.env.iter().chain(env) {
+            cmd.env(key, value);
+        }
+        drop(isolated);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| SandboxError::Internal(format!("cannot run the command: {e}")))?;
+        let limit = self.config.max_output_bytes;
+        let stdout = capture(child.stdout.take(), limit);
+        let stderr = capture(child.stderr.take(), limit);
+        let pgid = child.id();
+        let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => (status.ok(), false),
+            Err(_) => {
+                // Kill the whole tree, whatever it does with SIGTERM.
+                if exec_cgroups.is_empty() {
+                    if let Some(pgid) = pgid {
+                        let _ = tokio::process::Command::new("kill")
+                            .args(["-9", &format!("-{pgid}")])
+                            .status()
+                            .await;
+                    }
+                } else {
+                    isolation::kill_cgroups(&exec_cgroups).await;
+                }
+                let _ = child.kill().await;
+                (child.wait().await.ok(), true)
+            }
+        };
+        // Background processes may keep the pipes open; take what came within a moment.
+        let grace = Duration::from_millis(200);
+        let stdout = collect(stdout, grace).await;
+        let stderr = collect(stderr, grace).await;
+        let exit_code = status
+            .map(|s| {
+                use std::os::unix::process::ExitStatusExt;
+                s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+            })
+            .unwrap_or(-1);
+        let oom_killed = isolation::oom_kills(&exec_cgroups) > 0;
+        Ok(ExecResult {
+            stdout,
+            stderr,
+            exit_code,
+            exit_code_camel: exit_code,
+            duration_ms: started.elapsed().as_millis() as u64,
+            timed_out,
+            oom_killed,
+        })
+    }
+
+    /// Host path of a workspace path, refusing any symlink on the way (a sandbox can plant
+    /// symlinks in its workspace; the service never follows them).
+    pub async fn host_path(&self, sandbox: &Sandbox, path: &str) -> Result<PathBuf, SandboxError> {
+        let inside = sandbox_path(path)?;
+        let mut host = sandbox.workspace.clone();
+        for part in inside
+            .trim_start_matches("/workspace")
+            .split('/')
+            .filter(|p| !p.is_empty())
+        {
+            host.push(part);
+            if let Ok(meta) = tokio::fs::symlink_metadata(&host).await {
+                if meta.file_type().is_symlink() {
+                    return Err(SandboxError::BadRequest {
+                        param: "path".into(),
+                        message: format!("invalid path '{path}': it goes through a symlink"),
+                    });
+                }
+            }
+        }
+        Ok(host)
+    }
+
+    /// Writes a file in the workspace, as the sandbox user.
+    pub async fn write_file(
+        &self,
+        sandbox: &Sandbox,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<u64, SandboxError> {
+        let _busy = sandbox.busy.read().await;
+        let host = self.host_path(sandbox, path).await?;
+        if host == sandbox.workspace {
+            return Err(SandboxError::BadRequest {
+                param: "path".into(),
+                message: "path names the workspace itself".into(),
+            });
+        }
+        if let Some(parent) = host.parent() {
+            // Create missing directories one by one, re-checking that none is a symlink.
+            let mut dir = sandbox.workspace.clone();
+            for part in parent
+                .strip_prefix(&sandbox.workspace)
+                .map_err(|_| SandboxError::Internal("path outside workspace".into()))?
+                .components()
+            {
+                dir.push(part);
+                match tokio::fs::symlink_metadata(&dir).await {
+                    Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
+                        return Err(SandboxError::BadRequest {
+                            param: "path".into(),
+                            message: format!("invalid path '{path}': a parent is not a directory"),
+                        })
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        tokio::fs::create_dir(&dir)
+                            .await
+                            .map_err(|e| SandboxError::Internal(e.to_string()))?;
+                        self.give_to_sandbox(&dir).await?;
+                    }
+                }
+            }
+        }
+        if tokio::fs::symlink_metadata(&host)
+            .await
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(SandboxError::BadRequest {
+                param: "path".into(),
+                message: format!("invalid path '{path}': it is a symlink"),
+            });
+        }
+        // Write to a fresh temporary name, then rename over: never opens through a link.
+        let tmp = host.with_file_name(format!(".janus-write-{}", janus_core::random_hex(6)));
+        tokio::fs::write(&tmp, bytes)
+            .await
+            .map_err(|e| SandboxError::Internal(e.to_string()))?;
+        self.give_to_sandbox(&tmp).await?;
+        tokio::fs::rename(&tmp, &host)
+            .await
+            .map_err(|e| SandboxError::Internal(e.to_string()))?;
+        Ok(bytes.len() as u64)
+    }
+
+    async fn give_to_sandbox(&self, path: &Path) -> Result<(), SandboxError> {
+        if self.config.isolation == IsolationMode::Full {
+            chown(path, self.config.uid).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads a file of the workspace.
+    pub async fn read_file(&self, sandbox: &Sandbox, path: &str) -> Result<Vec<u8>, SandboxError> {
+        let _busy = sandbox.busy.read().await;
+        let host = self.host_path(sandbox, path).await?;
+        let meta = tokio::fs::symlink_metadata(&host)
+            .await
+            .map_err(|_| SandboxError::FileNotFound(path.to_owned()))?;
+        if !meta.is_file() {
+            return Err(SandboxError::BadRequest {
+                param: "path".into(),
+                message: format!("'{path}' is not a regular file"),
+            });
+        }
+        if meta.len() > self.config.max_body_bytes as u64 {
+            return Err(SandboxError::TooLarge(self.config.max_body_bytes));
+        }
+        tokio::fs::read(&host)
+            .await
+            .map_err(|_| SandboxError::FileNotFound(path.to_owned()))
+    }
+
+    /// Lists a workspace directory.
+    pub async fn list_files(&self, sandbox: &Sandbox, path: &str) -> Result<Value, SandboxError> {
+        let _busy = sandbox.busy.read().await;
+        let host = self.host_path(sandbox, path).await?;
+        let mut entries = tokio::fs::read_dir(&host)
+            .await
+            .map_err(|_| SandboxError::FileNotFound(path.to_owned()))?;
+        let mut list = Vec::new();
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
+            let kind = if meta.file_type().is_symlink() {
+                "symlink"
+            } else if meta.is_dir() {
+                "directory"
+            } else {
+                "file"
+            };
+            list.push(json!({"name": entry.file_name().to_string_lossy(), "type": kind, "size": meta.len()}));
+        }
+        list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        Ok(json!({"path": sandbox_path(path)?, "entries": list}))
+    }
+}
+
+async fn chown(path: &Path, uid: u32) -> Result<(), SandboxError> {
+    let status = tokio::process::Command::new("chown")
+        .arg("-h")
+        .arg(format!("{uid}:{uid}"))
+        .arg(path)
+        .status()
+        .await
+        .map_err(|e| SandboxError::Internal(format!("chown: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(SandboxError::Internal(format!(
+            "chown {} failed",
+            path.display()
+        )))
+    }
+}
+
+type Captured = Arc<std::sync::Mutex<(Vec<u8>, u64)>>;
+
+/// Reads a pipe to the end into `out`, keeping at most `limit` bytes and counting the rest.
+async fn read_capped(mut pipe: impl tokio::io::AsyncRead + Unpin, limit: usize, out: Captured) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let mut captured = out.lock().unwrap_or_else(|p| p.into_inner());
+                let room = limit.saturating_sub(captured.0.len());
+                captured.0.extend_from_slice(&buf[..n.min(room)]);
+                captured.1 += (n - n.min(room)) as u64;
+            }
+        }
+    }
+}
+
+/// Starts capturing a pipe.
+fn capture(
+    pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
+    limit: usize,
+) -> (Captured, Option<tokio::task::JoinHandle<()>>) {
+    let out: Captured = Arc::default();
+    let task = pipe.map(|pipe| tokio::spawn(read_capped(pipe, limit, out.clone())));
+    (out, task)
+}
+
+/// What was captured; waits up to `grace` for the pipe to close (a background process
+/// may hold it open), then takes what arrived.
+async fn collect(
+    (out, task): (Captured, Option<tokio::task::JoinHandle<()>>),
+    grace: Duration,
+) -> String {
+    if let Some(mut task) = task {
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+    let captured = out.lock().unwrap_or_else(|p| p.into_inner());
+    let mut text = String::from_utf8_lossy(&captured.0).into_owned();
+    if captured.1 > 0 {
+        text.push_str(&format!(
+            "\n[output truncated: {} more bytes not shown]",
+            captured.1
+        ));
+    }
+    text
+}
