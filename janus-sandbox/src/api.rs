@@ -368,6 +368,26 @@ async fn route(
             &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
         ));
     }
+    // `{url}/artifacts/<name>`: capability URLs (the sandbox id is unguessable), no key.
+    if let Some(rest) = path.strip_prefix("/sandboxes/") {
+        let (id, name) = rest
+            .split_once("/artifacts/")
+            .ok_or_else(|| SandboxError::NoRoute(format!("{method} {path}")))?;
+        if method != Method::GET && method != Method::HEAD {
+            return Err(SandboxError::NoRoute(format!("{method} {path}")));
+        }
+        let sandbox = manager.get(id).await?;
+        let (bytes, mime) = manager.artifact(&sandbox, &percent_decode(name)).await?;
+        let length = bytes.len();
+        let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        return Ok(response);
+    }
     let Some(rest) = path.strip_prefix("/api/sandboxes") else {
         return Err(SandboxError::NoRoute(format!("{method} {path}")));
     };
@@ -538,7 +558,44 @@ async fn route(
                 &manager.list_files(&sandbox, &path).await?,
             ))
         }
-        (_, [id, "agent", ..]) | (_, [id, "proxy", ..]) | (_, [id, "artifacts", ..]) => {
+        (Method::POST, [id, "agent", "run"]) => {
+            let sandbox = manager.get(id).await?;
+            let body = body_json(request, limit).await?;
+            let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+            let prompt = text("prompt")
+                .ok_or_else(|| bad("prompt", "missing required parameter: 'prompt' (a string)"))?;
+            let max_seconds = optional_u64(&body, "maxDuration")?.unwrap_or(600);
+            if max_seconds == 0 || max_seconds > 3600 {
+                return Err(bad("maxDuration", "'maxDuration' must be 1-3600 seconds"));
+            }
+            let run = crate::agent::AgentRun {
+                agent: text("agent").unwrap_or_else(|| "default".to_owned()),
+                model: text("model").unwrap_or_default(),
+                prompt,
+                system_prompt: text("systemPrompt"),
+                api_base_url: text("apiBaseUrl"),
+                max_duration: Duration::from_secs(max_seconds),
+                env: parse_env(body.get("env"), "env")?,
+            };
+            let body = crate::agent::run(manager.clone(), sandbox, run).await?;
+            let mut response = Response::new(body);
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            Ok(response)
+        }
+        (Method::POST, [id, "agent", "cancel"]) => {
+            let sandbox = manager.get(id).await?;
+            sandbox.agent_cancel.notify_waiters();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"sandboxId": id, "cancelled": true}),
+            ))
+        }
+        (_, [id, "agent", ..]) | (_, [id, "proxy", ..]) => {
             manager.get(id).await?;
             Err(SandboxError::NotImplemented("this endpoint"))
         }

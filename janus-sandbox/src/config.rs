@@ -61,7 +61,15 @@ pub struct Args {
     /// Unprivileged uid (and gid) that sandbox commands run as
     #[arg(long, env = "JANUS_SANDBOX_UID", default_value_t = 65534)]
     pub uid: u32,
+    /// Command agent/run starts (sh -c); it reads the prompt from $JANUS_AGENT_PROMPT
+    #[arg(long, env = "JANUS_SANDBOX_AGENT_COMMAND", default_value = DEFAULT_AGENT_COMMAND)]
+    pub agent_command: String,
 }
+
+/// The default agent: says what it was asked, shows its environment, and finishes. Real
+/// deployments name a CLI agent here.
+pub const DEFAULT_AGENT_COMMAND: &str =
+    "echo \"agent $JANUS_AGENT_NAME ($JANUS_AGENT_MODEL) received: $JANUS_AGENT_PROMPT\"; echo done";
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -94,6 +102,8 @@ pub struct Config {
     pub max_exec_timeout: Duration,
     /// Base URL clients use to reach this service (for sandbox `url`s).
     pub public_url: String,
+    /// Command `agent/run` starts.
+    pub agent_command: String,
 }
 
 /// The largest TTL (contract: default 600 s, at most 3600 s).
@@ -117,6 +127,7 @@ impl Config {
             max_body_bytes: 32 * 1024 * 1024,
             max_exec_timeout: Duration::from_secs(3600),
             public_url: "http://127.0.0.1:8300".to_owned(),
+            agent_command: DEFAULT_AGENT_COMMAND.to_owned(),
         }
     }
 }
@@ -148,6 +159,7 @@ impl Args {
         config.cpus = self.cpus;
         config.uid = self.uid;
         config.public_url = format!("http://{}", self.listen);
+        config.agent_command = self.agent_command;
         Ok(config)
     }
 }

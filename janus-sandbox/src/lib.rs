@@ -10,9 +10,11 @@
 //! - `config`: [`Args`] (flags, env) → [`Config`].
 //! - `api`: [`run`] — the HTTP server and its routes.
 //! - `sandbox`: the manager — capacity, priority preemption, TTL, exec, files.
+//! - `agent`: `agent/run` as an SSE stream with heartbeats.
 //! - `isolation`: namespaces and cgroups via util-linux (`unshare`, `nsenter`, `setpriv`).
 //! - `error`: [`SandboxError`] → status and error envelope.
 
+mod agent;
 mod api;
 mod config;
 mod error;
@@ -20,7 +22,7 @@ mod isolation;
 mod sandbox;
 
 pub use api::run;
-pub use config::{Args, Config, IsolationMode, MAX_TTL};
+pub use config::{Args, Config, IsolationMode, DEFAULT_AGENT_COMMAND, MAX_TTL};
 pub use error::SandboxError;
 pub use isolation::full_isolation_available;
 pub use sandbox::sandbox_path;

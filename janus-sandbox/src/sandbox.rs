@@ -58,7 +58,36 @@ pub struct Sandbox {
     isolated: Mutex<Option<Isolated>>,
     /// Serializes destruction with in-flight use.
     busy: RwLock<()>,
+    /// Wakes the running agent to cancel it.
+    pub agent_cancel: Arc<tokio::sync::Notify>,
     limits: Limits,
+}
+
+/// A command started in a sandbox.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The process (the wrapper that enters the sandbox).
+    pub child: tokio::process::Child,
+    /// Its cgroups (full isolation): killing them ends the whole tree.
+    pub cgroups: Vec<PathBuf>,
+    /// Its process group (no isolation).
+    pub pgid: Option<u32>,
+}
+
+/// Kills a spawned command's whole tree.
+pub async fn kill_tree(cgroups: &[PathBuf], pgid: Option<u32>) {
+    if cgroups.is_empty() {
+        if let Some(pgid) = pgid {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-9", &format!("-{pgid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await;
+        }
+    } else {
+        isolation::kill_cgroups(cgroups).await;
+    }
 }
 
 /// The outcome of an exec.
@@ -261,6 +290,7 @@ impl Manager {
             workspace,
             isolated: Mutex::new(isolated),
             busy: RwLock::new(()),
+            agent_cancel: Arc::default(),
             limits: request.limits,
         });
         self.sandboxes.write().await.insert(id, sandbox.clone());
@@ -289,6 +319,7 @@ impl Manager {
     }
 
     async fn destroy(&self, sandbox: &Sandbox) {
+        sandbox.agent_cancel.notify_waiters();
         // Wait for nothing; in-flight execs are killed with the rest.
         if let Some(isolated) = sandbox.isolated.lock().await.take() {
             isolated.destroy().await;
@@ -339,27 +370,21 @@ impl Manager {
         }
     }
 
-    /// Runs `command` with `/bin/sh -c` in the sandbox.
-    pub async fn exec(
+    /// Starts `command` with `/bin/sh -c` in the sandbox, stdout and stderr piped.
+    pub async fn spawn(
         &self,
         sandbox: &Sandbox,
         command: &str,
-        timeout: Duration,
         cwd: Option<&str>,
         env: &[(String, String)],
-    ) -> Result<ExecResult, SandboxError> {
-        let _busy = sandbox.busy.read().await;
+    ) -> Result<Spawned, SandboxError> {
         let cwd = sandbox_path(cwd.unwrap_or("/workspace"))?;
-        let started = Instant::now();
         let isolated = sandbox.isolated.lock().await;
-        let (mut cmd, exec_cgroups) = match &*isolated {
-            Some(isolated) => {
-                let (cmd, dirs) = isolated
-                    .exec_command(command, &cwd)
-                    .await
-                    .map_err(|e| SandboxError::Internal(format!("cannot prepare the exec: {e}")))?;
-                (cmd, dirs)
-            }
+        let (mut cmd, cgroups) = match &*isolated {
+            Some(isolated) => isolated
+                .exec_command(command, &cwd)
+                .await
+                .map_err(|e| SandboxError::Internal(format!("cannot prepare the exec: {e}")))?,
             None => {
                 let host_cwd = sandbox
                     .workspace
@@ -389,27 +414,41 @@ impl Manager {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd
+        let child = cmd
             .spawn()
             .map_err(|e| SandboxError::Internal(format!("cannot run the command: {e}")))?;
+        let pgid = child.id();
+        Ok(Spawned {
+            child,
+            cgroups,
+            pgid,
+        })
+    }
+
+    /// Runs `command` with `/bin/sh -c` in the sandbox.
+    pub async fn exec(
+        &self,
+        sandbox: &Sandbox,
+        command: &str,
+        timeout: Duration,
+        cwd: Option<&str>,
+        env: &[(String, String)],
+    ) -> Result<ExecResult, SandboxError> {
+        let _busy = sandbox.busy.read().await;
+        let started = Instant::now();
+        let Spawned {
+            mut child,
+            cgroups: exec_cgroups,
+            pgid,
+        } = self.spawn(sandbox, command, cwd, env).await?;
         let limit = self.config.max_output_bytes;
         let stdout = capture(child.stdout.take(), limit);
         let stderr = capture(child.stderr.take(), limit);
-        let pgid = child.id();
         let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
             Ok(status) => (status.ok(), false),
             Err(_) => {
                 // Kill the whole tree, whatever it does with SIGTERM.
-                if exec_cgroups.is_empty() {
-                    if let Some(pgid) = pgid {
-                        let _ = tokio::process::Command::new("kill")
-                            .args(["-9", &format!("-{pgid}")])
-                            .status()
-                            .await;
-                    }
-                } else {
-                    isolation::kill_cgroups(&exec_cgroups).await;
-                }
+                kill_tree(&exec_cgroups, pgid).await;
                 let _ = child.kill().await;
                 (child.wait().await.ok(), true)
             }
@@ -549,6 +588,18 @@ impl Manager {
             .map_err(|_| SandboxError::FileNotFound(path.to_owned()))
     }
 
+    /// The bytes of `/workspace/artifacts/<name>` and their MIME type.
+    pub async fn artifact(
+        &self,
+        sandbox: &Sandbox,
+        name: &str,
+    ) -> Result<(Vec<u8>, &'static str), SandboxError> {
+        let bytes = self
+            .read_file(sandbox, &format!("artifacts/{name}"))
+            .await?;
+        Ok((bytes, mime_for(name)))
+    }
+
     /// Lists a workspace directory.
     pub async fn list_files(&self, sandbox: &Sandbox, path: &str) -> Result<Value, SandboxError> {
         let _busy = sandbox.busy.read().await;
@@ -641,4 +692,26 @@ async fn collect(
         ));
     }
     text
+}
+
+/// A MIME type from a file name's extension.
+pub fn mime_for(name: &str) -> &'static str {
+    let extension = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match extension.as_str() {
+        "txt" | "log" => "text/plain; charset=utf-8",
+        "md" => "text/markdown; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "csv" => "text/csv",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
 }

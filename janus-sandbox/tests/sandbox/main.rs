@@ -2,6 +2,7 @@
 //! fail, never skip, without it unless JANUS_SANDBOX_TESTS_NONROOT=skip is set by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod agent;
 mod api;
 mod isolation;
 
