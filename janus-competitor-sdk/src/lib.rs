@@ -50,6 +50,8 @@
 //!   artifact directory and its file server.
 //! - `config`: [`ServeConfig`], and [`Args`] (flags and environment variables).
 //! - `metrics`: the Prometheus text behind `/metrics`.
+//! - `sandy`: [`SandyClient`] for the Sandy sandbox API, and [`SandboxSession`], which turns
+//!   a sandbox's lifecycle into reasoning, `sandbox_start`/`sandbox_end` and artifacts.
 //!
 //! The janus-core types a handler needs are re-exported here, so a competitor depends on
 //! this crate (plus `tokio` for its `main`) and nothing else.
@@ -59,6 +61,7 @@ mod artifacts;
 mod config;
 mod metrics;
 mod respond;
+mod sandy;
 mod server;
 
 use std::fmt;
@@ -73,6 +76,10 @@ pub use janus_core::{
     ArtifactDescriptor, ChatCompletionRequest, Competitor, CompetitorError, CompetitorEvent,
     EventWriter, FunctionCallDelta, JanusEvent, Message, MessageContent, RequestContext,
     ToolCallDelta, Usage, WriterClosed,
+};
+pub use sandy::{
+    AgentEvent, AgentEvents, AgentRequest, CreateOptions, ExecOutput, SandboxInfo, SandboxSession,
+    SandyClient, SandyError,
 };
 pub use server::{serve, shutdown_signal};
 

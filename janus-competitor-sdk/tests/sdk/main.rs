@@ -13,5 +13,6 @@ mod echo;
 mod errors;
 mod health;
 mod modes;
+mod sandy;
 mod shutdown;
 mod support;
