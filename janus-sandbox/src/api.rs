@@ -22,7 +22,13 @@ use crate::error::SandboxError;
 use crate::isolation::Limits;
 use crate::sandbox::{CreateRequest, Manager};
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// Serves the API on `listener` until `shutdown` resolves; then terminates every sandbox.
 pub async fn run(
@@ -76,7 +82,7 @@ pub async fn run(
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed_unsync());
+    let mut response = Response::new(full(value.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -86,8 +92,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 }
 
 fn error_response(error: &SandboxError) -> Response<Body> {
-    let mut response =
-        Response::new(Full::new(Bytes::from(error.envelope().to_json())).boxed_unsync());
+    let mut response = Response::new(full(error.envelope().to_json()));
     *response.status_mut() = error.status();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -379,7 +384,7 @@ async fn route(
         let sandbox = manager.get(id).await?;
         let (bytes, mime) = manager.artifact(&sandbox, &percent_decode(name)).await?;
         let length = bytes.len();
-        let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
+        let mut response = Response::new(full(bytes));
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
@@ -542,7 +547,7 @@ async fn route(
                     &json!({"path": path, "content": content, "encoding": "base64", "size": bytes.len()}),
                 ));
             }
-            let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
+            let mut response = Response::new(full(bytes));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
@@ -578,7 +583,7 @@ async fn route(
                 env: parse_env(body.get("env"), "env")?,
             };
             let body = crate::agent::run(manager.clone(), sandbox, run).await?;
-            let mut response = Response::new(body);
+            let mut response = Response::new(body.map_err(|never| match never {}).boxed_unsync());
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
@@ -595,11 +600,95 @@ async fn route(
                 &json!({"sandboxId": id, "cancelled": true}),
             ))
         }
-        (_, [id, "agent", ..]) | (_, [id, "proxy", ..]) => {
+        (_, [id, "proxy", port, ..]) => {
+            let sandbox = manager.get(id).await?;
+            let port: u16 = port
+                .parse()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("port", format!("'{port}' is not a port")))?;
+            let prefix = format!("/api/sandboxes/{id}/proxy/{port}");
+            proxy(manager, &sandbox, port, &prefix, request).await
+        }
+        (_, [id, "agent", ..]) => {
             manager.get(id).await?;
-            Err(SandboxError::NotImplemented("this endpoint"))
+            Err(SandboxError::NoRoute(format!("{method} {path}")))
         }
         (_, []) => Err(SandboxError::NoRoute(format!("{method} {path}"))),
         _ => Err(SandboxError::NoRoute(format!("{method} {path}"))),
     }
+}
+
+/// Hop-by-hop headers never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Forwards the request to `127.0.0.1:port` inside the sandbox and streams the answer
+/// back; bodies stream both ways (SSE included).
+async fn proxy(
+    manager: &Arc<Manager>,
+    sandbox: &crate::sandbox::Sandbox,
+    port: u16,
+    prefix: &str,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, SandboxError> {
+    let (parts, body) = request.into_parts();
+    let rest = parts.uri.path().strip_prefix(prefix).unwrap_or("");
+    let target = match parts.uri.query() {
+        Some(query) => format!("/{}?{query}", rest.trim_start_matches('/')),
+        None => format!("/{}", rest.trim_start_matches('/')),
+    };
+    let mut forward = Request::builder().method(parts.method.clone()).uri(&target);
+    for (name, value) in &parts.headers {
+        let lower = name.as_str();
+        if HOP_BY_HOP.contains(&lower) || lower == "authorization" || lower == "host" {
+            continue;
+        }
+        forward = forward.header(name, value);
+    }
+    forward = forward.header(header::HOST, format!("127.0.0.1:{port}"));
+    let forward = forward
+        .body(body)
+        .map_err(|e| bad("path", format!("cannot forward this request: {e}")))?;
+    let unreachable = |e: hyper::Error| {
+        SandboxError::BadGateway(format!(
+            "nothing answers on port {port} in the sandbox: {}",
+            janus_core::error_chain(&e)
+        ))
+    };
+    let response = match manager.connect_inside(sandbox, port).await? {
+        crate::relay::Inside::Socket(stream) => {
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(unreachable)?;
+            tokio::spawn(connection);
+            sender.send_request(forward).await.map_err(unreachable)?
+        }
+        crate::relay::Inside::Helper { mut child, io } => {
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+                .await
+                .map_err(unreachable)?;
+            // The helper lives exactly as long as the connection.
+            tokio::spawn(async move {
+                let _ = connection.await;
+                let _ = child.kill().await;
+            });
+            sender.send_request(forward).await.map_err(unreachable)?
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    for name in HOP_BY_HOP {
+        parts.headers.remove(name);
+    }
+    let body = body.map_err(std::io::Error::other).boxed_unsync();
+    Ok(Response::from_parts(parts, body))
 }

@@ -61,6 +61,14 @@ pub struct Args {
     /// Unprivileged uid (and gid) that sandbox commands run as
     #[arg(long, env = "JANUS_SANDBOX_UID", default_value_t = 65534)]
     pub uid: u32,
+    /// A platform endpoint made reachable inside every sandbox at 127.0.0.1:PORT, as NAME=HOST:PORT; repeatable
+    #[arg(
+        long = "forward",
+        env = "JANUS_SANDBOX_FORWARDS",
+        value_delimiter = ',',
+        value_name = "NAME=HOST:PORT"
+    )]
+    pub forwards: Vec<String>,
     /// Command agent/run starts (sh -c); it reads the prompt from $JANUS_AGENT_PROMPT
     #[arg(long, env = "JANUS_SANDBOX_AGENT_COMMAND", default_value = DEFAULT_AGENT_COMMAND)]
     pub agent_command: String,
@@ -104,6 +112,34 @@ pub struct Config {
     pub public_url: String,
     /// Command `agent/run` starts.
     pub agent_command: String,
+    /// Platform endpoints forwarded into every sandbox: (NAME, HOST:PORT).
+    pub forwards: Vec<(String, String)>,
+    /// This service's own binary, run under `nsenter --net` as the relay helper.
+    pub helper_binary: PathBuf,
+}
+
+/// Parses `NAME=HOST:PORT`.
+pub fn parse_forward(spec: &str) -> Result<(String, String), String> {
+    let (name, target) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--forward '{spec}' is not NAME=HOST:PORT"))?;
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid_name {
+        return Err(format!(
+            "--forward name '{name}' must be letters, digits, '-' or '_'"
+        ));
+    }
+    let port = target
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .filter(|p| *p > 0);
+    if port.is_none() {
+        return Err(format!("--forward target '{target}' is not HOST:PORT"));
+    }
+    Ok((name.to_owned(), target.to_owned()))
 }
 
 /// The largest TTL (contract: default 600 s, at most 3600 s).
@@ -128,6 +164,9 @@ impl Config {
             max_exec_timeout: Duration::from_secs(3600),
             public_url: "http://127.0.0.1:8300".to_owned(),
             agent_command: DEFAULT_AGENT_COMMAND.to_owned(),
+            forwards: Vec::new(),
+            helper_binary: std::env::current_exe()
+                .unwrap_or_else(|_| PathBuf::from("janus-sandbox")),
         }
     }
 }
@@ -160,6 +199,9 @@ impl Args {
         config.uid = self.uid;
         config.public_url = format!("http://{}", self.listen);
         config.agent_command = self.agent_command;
+        for spec in self.forwards.iter().filter(|s| !s.trim().is_empty()) {
+            config.forwards.push(parse_forward(spec.trim())?);
+        }
         Ok(config)
     }
 }

@@ -39,6 +39,9 @@ pub enum SandboxError {
     /// Unknown route.
     #[error("no route for {0}")]
     NoRoute(String),
+    /// Nothing answers inside the sandbox (proxy).
+    #[error("{0}")]
+    BadGateway(String),
     /// Something failed on the service side.
     #[error("{0}")]
     Internal(String),
@@ -57,6 +60,7 @@ impl SandboxError {
             SandboxError::AtCapacity(_) => StatusCode::TOO_MANY_REQUESTS,
             SandboxError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             SandboxError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            SandboxError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             SandboxError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +77,7 @@ impl SandboxError {
             SandboxError::TooLarge(_) => "request_too_large",
             SandboxError::NotImplemented(_) => "not_implemented",
             SandboxError::NoRoute(_) => "not_found",
+            SandboxError::BadGateway(_) => "upstream_unreachable",
             SandboxError::Internal(_) => "sandbox_error",
         }
     }

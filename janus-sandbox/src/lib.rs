@@ -12,6 +12,8 @@
 //! - `sandbox`: the manager — capacity, priority preemption, TTL, exec, files.
 //! - `agent`: `agent/run` as an SSE stream with heartbeats.
 //! - `isolation`: namespaces and cgroups via util-linux (`unshare`, `nsenter`, `setpriv`).
+//! - `relay`: crossing into a sandbox's network namespace (proxy, `--forward`) through a
+//!   hidden helper mode of this binary run under `nsenter --net`.
 //! - `error`: [`SandboxError`] → status and error envelope.
 
 mod agent;
@@ -19,10 +21,12 @@ mod api;
 mod config;
 mod error;
 mod isolation;
+mod relay;
 mod sandbox;
 
 pub use api::run;
-pub use config::{Args, Config, IsolationMode, DEFAULT_AGENT_COMMAND, MAX_TTL};
+pub use config::{parse_forward, Args, Config, IsolationMode, DEFAULT_AGENT_COMMAND, MAX_TTL};
 pub use error::SandboxError;
 pub use isolation::full_isolation_available;
+pub use relay::helper_main;
 pub use sandbox::sandbox_path;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::config::{Config, IsolationMode};
@@ -60,6 +60,8 @@ pub struct Sandbox {
     busy: RwLock<()>,
     /// Wakes the running agent to cancel it.
     pub agent_cancel: Arc<tokio::sync::Notify>,
+    /// Forward helpers inside the sandbox and their host-side relays.
+    forwards: Mutex<Vec<(tokio::process::Child, tokio::task::JoinHandle<()>)>>,
     limits: Limits,
 }
 
@@ -276,6 +278,45 @@ impl Manager {
                 None
             }
         };
+        let mut env = request.env;
+        let mut forwards = Vec::new();
+        let mut forward_error = None;
+        for (name, target) in &self.config.forwards {
+            let port = target.rsplit_once(':').map(|(_, p)| p).unwrap_or("0");
+            let key = format!(
+                "SANDY_FORWARD_{}",
+                name.to_ascii_uppercase().replace('-', "_")
+            );
+            match &isolated {
+                Some(isolated) => {
+                    let socket = dir.join(format!("forward-{name}.sock"));
+                    match self
+                        .start_forward(isolated.holder_pid, port, &socket, target.clone())
+                        .await
+                    {
+                        Ok(forward) => forwards.push(forward),
+                        Err(e) => {
+                            forward_error = Some(format!("cannot forward {name}: {e}"));
+                            break;
+                        }
+                    }
+                    env.push((key, format!("127.0.0.1:{port}")));
+                }
+                // Without isolation the sandbox shares the host's network.
+                None => env.push((key, target.clone())),
+            }
+        }
+        if let Some(message) = forward_error {
+            for (mut child, relay) in forwards {
+                let _ = child.kill().await;
+                relay.abort();
+            }
+            if let Some(isolated) = isolated {
+                isolated.destroy().await;
+            }
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            return Err(SandboxError::Internal(message));
+        }
         let sandbox = Arc::new(Sandbox {
             id: id.clone(),
             created_at: SystemTime::now(),
@@ -283,7 +324,7 @@ impl Manager {
             ttl: request.ttl,
             priority: request.priority,
             preemptable: request.preemptable,
-            env: request.env,
+            env,
             expose_ports: request.expose_ports,
             flavor: request.flavor,
             dir,
@@ -291,6 +332,7 @@ impl Manager {
             isolated: Mutex::new(isolated),
             busy: RwLock::new(()),
             agent_cancel: Arc::default(),
+            forwards: Mutex::new(forwards),
             limits: request.limits,
         });
         self.sandboxes.write().await.insert(id, sandbox.clone());
@@ -320,6 +362,10 @@ impl Manager {
 
     async fn destroy(&self, sandbox: &Sandbox) {
         sandbox.agent_cancel.notify_waiters();
+        for (mut child, relay) in sandbox.forwards.lock().await.drain(..) {
+            let _ = child.kill().await;
+            relay.abort();
+        }
         // Wait for nothing; in-flight execs are killed with the rest.
         if let Some(isolated) = sandbox.isolated.lock().await.take() {
             isolated.destroy().await;
@@ -328,6 +374,86 @@ impl Manager {
         if let Err(e) = tokio::fs::remove_dir_all(&sandbox.dir).await {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(sandbox = %sandbox.id, error = %e, "could not remove the sandbox directory");
+            }
+        }
+    }
+
+    /// Starts a forward: a helper listening inside the sandbox, relaying to a host socket
+    /// that connects to `target`.
+    async fn start_forward(
+        &self,
+        holder_pid: u32,
+        port: &str,
+        socket: &Path,
+        target: String,
+    ) -> std::io::Result<(tokio::process::Child, tokio::task::JoinHandle<()>)> {
+        let relay = crate::relay::serve_forward(socket, target)?;
+        let mut child = tokio::process::Command::new("nsenter")
+            .args(["--target", &holder_pid.to_string(), "--net", "--"])
+            .arg(&self.config.helper_binary)
+            .args(["__forward", port])
+            .arg(socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take();
+        let ready = async {
+            let mut lines = tokio::io::BufReader::new(stdout?).lines();
+            lines.next_line().await.ok().flatten()
+        };
+        match tokio::time::timeout(Duration::from_secs(5), ready).await {
+            Ok(Some(line)) if line.trim() == "ready" => Ok((child, relay)),
+            _ => {
+                let _ = child.kill().await;
+                relay.abort();
+                Err(std::io::Error::other("the forward helper did not start"))
+            }
+        }
+    }
+
+    /// A byte stream to `127.0.0.1:port` inside the sandbox (the proxy route): the relay
+    /// helper's pipes under full isolation, a plain socket without.
+    pub async fn connect_inside(
+        &self,
+        sandbox: &Sandbox,
+        port: u16,
+    ) -> Result<crate::relay::Inside, SandboxError> {
+        let holder = sandbox.isolated.lock().await.as_ref().map(|i| i.holder_pid);
+        match holder {
+            None => {
+                let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .map_err(|e| {
+                        SandboxError::BadGateway(format!(
+                            "nothing answers on port {port} in the sandbox: {e}"
+                        ))
+                    })?;
+                Ok(crate::relay::Inside::Socket(stream))
+            }
+            Some(pid) => {
+                let mut child = tokio::process::Command::new("nsenter")
+                    .args(["--target", &pid.to_string(), "--net", "--"])
+                    .arg(&self.config.helper_binary)
+                    .args(["__connect", "127.0.0.1", &port.to_string()])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| {
+                        SandboxError::Internal(format!("cannot start the proxy helper: {e}"))
+                    })?;
+                let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                    return Err(SandboxError::Internal(
+                        "the proxy helper has no pipes".into(),
+                    ));
+                };
+                Ok(crate::relay::Inside::Helper {
+                    child,
+                    io: tokio::io::join(stdout, stdin),
+                })
             }
         }
     }

@@ -5,6 +5,7 @@
 mod agent;
 mod api;
 mod isolation;
+mod network;
 
 use std::time::Duration;
 
