@@ -33,8 +33,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the gateway and the embedded echo competitor on localhost (Ctrl-C stops both).
-    Up(up::UpArgs),
+    /// Start the gateway, the echo competitor and the sandbox service on localhost (Ctrl-C stops all).
+    Up(Box<up::UpArgs>),
     /// Send a prompt through the gateway and stream the answer.
     Chat(chat::ChatArgs),
     /// List the gateway's models (its competitors).
@@ -47,9 +47,20 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The sandbox service runs this binary under `nsenter --net` as its relay helper.
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(outcome) = janus_sandbox::helper_main(&raw).await {
+        return match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("janus helper: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Up(args) => up::run(args).await,
+        Command::Up(args) => up::run(*args).await,
         Command::Chat(args) => chat::run(args).await,
         Command::Models(args) => info::models(args).await,
         Command::Health(args) => info::health(args).await,

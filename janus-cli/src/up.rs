@@ -1,5 +1,5 @@
 //! `janus up`: the local stack — the gateway in front of the embedded echo competitor (and
-//! any competitors you add), in this process, until Ctrl-C.
+//! any competitors you add) and the sandbox service, in this process, until Ctrl-C.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -17,8 +17,56 @@ pub struct UpArgs {
     /// Address of the embedded echo competitor (port 0 picks a free one)
     #[arg(long, env = "JANUS_ECHO_LISTEN", default_value = "127.0.0.1:0")]
     pub echo_listen: SocketAddr,
+    /// Address of the embedded sandbox service (Sandy API)
+    #[arg(long, env = "JANUS_SANDBOX_LISTEN", default_value = "127.0.0.1:8300")]
+    pub sandbox_listen: SocketAddr,
+    /// Sandbox isolation: full (namespaces + cgroups, needs root), none, or auto (full when possible)
+    #[arg(long, default_value = "auto", value_parser = ["auto", "full", "none"])]
+    pub sandbox_isolation: String,
+    /// Do not start the sandbox service
+    #[arg(long)]
+    pub no_sandbox: bool,
     #[command(flatten)]
     pub gateway: janus_gateway::Args,
+}
+
+type SandboxTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// Starts the sandbox service; returns its URL, task and a label for its isolation.
+async fn start_sandbox(
+    listen: SocketAddr,
+    isolation: &str,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(String, SandboxTask, &'static str)> {
+    use janus_sandbox::IsolationMode;
+    let isolation = match isolation {
+        "full" => IsolationMode::Full,
+        "none" => IsolationMode::None,
+        _ if janus_sandbox::full_isolation_available().is_ok() => IsolationMode::Full,
+        _ => {
+            tracing::warn!("sandbox isolation unavailable (needs root on Linux): sandboxes run WITHOUT isolation");
+            IsolationMode::None
+        }
+    };
+    if isolation == IsolationMode::Full {
+        janus_sandbox::full_isolation_available().map_err(anyhow::Error::msg)?;
+    }
+    let root = std::env::temp_dir().join(format!("janus-up-sandboxes-{}", std::process::id()));
+    let mut config = janus_sandbox::Config::new(root, isolation);
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for the sandbox service", listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    config.public_url = url.clone();
+    let label = match isolation {
+        IsolationMode::Full => "full isolation",
+        IsolationMode::None => "NO isolation",
+    };
+    Ok((
+        url,
+        tokio::spawn(janus_sandbox::run(listener, config, stopped)),
+        label,
+    ))
 }
 
 /// Starts everything, prints how to use it, and runs until SIGINT/SIGTERM.
@@ -60,6 +108,18 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         echo_config,
         stopped(stop_rx.clone()),
     ));
+    let sandbox = if args.no_sandbox {
+        None
+    } else {
+        Some(
+            start_sandbox(
+                args.sandbox_listen,
+                &args.sandbox_isolation,
+                stopped(stop_rx.clone()),
+            )
+            .await?,
+        )
+    };
     let competitors: Vec<String> = config
         .competitors
         .iter()
@@ -70,6 +130,9 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("Janus is up.");
     println!("  gateway      {gateway_url}");
     println!("  competitors  {}", competitors.join(", "));
+    if let Some((url, _, label)) = &sandbox {
+        println!("  sandboxes    {url} ({label}); competitors use SANDY_BASE_URL={url}");
+    }
     println!();
     println!("Try:");
     println!(
@@ -84,5 +147,8 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     let (gateway, echo) = tokio::join!(gateway_task, echo_task);
     gateway.context("the gateway task failed")??;
     echo.context("the echo competitor task failed")??;
+    if let Some((_, task, _)) = sandbox {
+        task.await.context("the sandbox service task failed")??;
+    }
     Ok(ExitCode::SUCCESS)
 }

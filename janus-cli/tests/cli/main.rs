@@ -36,13 +36,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Runs `janus up` and waits until it prints its gateway URL.
-pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String) {
+/// Runs `janus up` and waits until it prints its URLs: (child, gateway URL, sandbox URL).
+pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = janus()
         .arg("up")
-        .args(["--listen", &listen])
+        .args(["--listen", &listen, "--sandbox-listen", "127.0.0.1:0"])
         .args(extra)
         .env("ECHO_SLOW_STEP_MS", "300")
         .env("JANUS_LOG_FORMAT", "json")
@@ -74,7 +74,13 @@ pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String) {
     );
     assert!(printed.contains("curl -N"), "{printed}");
     assert!(printed.contains("janus chat --gateway"), "{printed}");
+    let sandbox = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("sandboxes    "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no sandbox line in:\n{printed}"))
+        .to_owned();
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+    (child, url, sandbox)
 }

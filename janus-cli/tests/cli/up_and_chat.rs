@@ -8,7 +8,24 @@ use crate::{janus, janus_up};
 
 #[tokio::test]
 async fn up_then_chat_gets_the_echo_answer_with_a_verified_artifact() {
-    let (mut up, url) = janus_up(&["--competitor", "broken=http://127.0.0.1:1"]).await;
+    let (mut up, url, sandbox) = janus_up(&["--competitor", "broken=http://127.0.0.1:1"]).await;
+
+    // The sandbox service is up too.
+    let sandy = janus_client::HttpClient::default();
+    let created = sandy
+        .post_json(
+            &format!("{sandbox}/api/sandboxes"),
+            bytes::Bytes::from_static(b"{}"),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
     let dir = std::env::temp_dir().join(format!("janus-cli-artifacts-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
 
