@@ -158,6 +158,8 @@ impl SseDecoder {
                 self.at_start = false;
                 input = &input[take..];
                 base = take;
+                // Right after the BOM nothing of an event is buffered: a boundary.
+                outcome.last_boundary = Some(take);
             } else {
                 self.at_start = false;
                 let held = std::mem::take(&mut self.bom_pending);
@@ -272,9 +274,12 @@ impl SseDecoder {
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 // All digits, so UTF-8; too many digits to fit is ignored like any bad value.
-                self.retry = std::str::from_utf8(value)
+                if let Some(retry) = std::str::from_utf8(value)
                     .ok()
-                    .and_then(|text| text.parse().ok());
+                    .and_then(|text| text.parse().ok())
+                {
+                    self.retry = Some(retry);
+                }
             }
             _ => {}
         }
@@ -311,6 +316,7 @@ impl SseDecoder {
         self.pending_fields = false;
         self.event_bytes = 0;
         self.after_cr = false;
+        self.bom_pending.clear();
         Ok(())
     }
 }

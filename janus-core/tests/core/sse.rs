@@ -3,7 +3,7 @@
 
 use janus_core::sse::{
     encode_comment, encode_data, encode_done, encode_event, FeedOutcome, SseDecoder, SseError,
-    SseEvent, SseItem, DONE, PING,
+    SseEvent, SseItem, DEFAULT_MAX_EVENT_BYTES, DONE, DONE_DATA, PING,
 };
 use proptest::prelude::*;
 
@@ -235,7 +235,197 @@ fn encoder_output_is_byte_exact() {
     assert_eq!(out, b"event: e\nid: 7\nretry: 10\ndata: d\n\n");
 }
 
-/// A generated stream item: an event or a comment, written with one line-ending style.
+#[test]
+fn comments_are_emitted_in_order_with_events() {
+    assert_eq!(
+        decode_all(b": first\ndata: a\n: inside\n\n: after\n"),
+        vec![
+            SseItem::Comment("first".into()),
+            SseItem::Comment("inside".into()),
+            event("a"),
+            SseItem::Comment("after".into()),
+        ]
+    );
+}
+
+#[test]
+fn field_edge_cases() {
+    // A line without a colon is a field with an empty value.
+    assert_eq!(decode_all(b"data\n\n"), vec![event("")]);
+    // The id is per event here: it does not carry over to the next one.
+    assert_eq!(
+        decode_all(b"id: 1\ndata: a\n\ndata: b\n\n"),
+        vec![
+            SseItem::Event(SseEvent {
+                id: Some("1".into()),
+                ..SseEvent::data("a")
+            }),
+            event("b"),
+        ]
+    );
+    // An empty, non-numeric or overflowing retry is ignored and keeps an earlier good one.
+    assert_eq!(
+        decode_all(b"retry: 5\nretry:\nretry: 1a\nretry: 99999999999999999999999\ndata: x\n\n"),
+        vec![SseItem::Event(SseEvent {
+            retry: Some(5),
+            ..SseEvent::data("x")
+        })]
+    );
+    // Only the last event line counts; unknown fields are ignored.
+    assert_eq!(
+        decode_all(b"event: a\nevent: b\nfoo: bar\ndata: x\n\n"),
+        vec![SseItem::Event(SseEvent {
+            event: Some("b".into()),
+            ..SseEvent::data("x")
+        })]
+    );
+}
+
+#[test]
+fn a_bom_later_in_the_stream_is_content() {
+    // The BOM becomes part of the field name, which is then unknown.
+    assert_eq!(
+        decode_all(b"data: a\n\n\xEF\xBB\xBFdata: b\n\n"),
+        vec![event("a")]
+    );
+    // Bytes that only start like a BOM are content.
+    assert_eq!(decode_all(b"\xEFdata: x\n\n"), vec![]);
+    let mut decoder = SseDecoder::new();
+    let mut out = Vec::new();
+    decoder.feed(b"\xEF\xBB", &mut out).unwrap();
+    decoder.feed(b"x\n: c\n", &mut out).unwrap();
+    assert_eq!(out, vec![SseItem::Comment("c".into())]);
+}
+
+#[test]
+fn bom_and_boundaries() {
+    let mut decoder = SseDecoder::new();
+    let mut out = Vec::new();
+    let outcome = decoder.feed(b"\xEF\xBB", &mut out).unwrap();
+    assert_eq!(outcome.last_boundary, None);
+    assert!(!decoder.at_boundary(), "half a BOM is buffered");
+    let outcome = decoder.feed(b"\xBF", &mut out).unwrap();
+    assert_eq!(outcome.last_boundary, Some(1));
+    assert!(decoder.at_boundary());
+    let outcome = decoder.feed(b"data: x\n\n", &mut out).unwrap();
+    assert_eq!(outcome.last_boundary, Some(9));
+    assert_eq!(out, vec![event("x")]);
+}
+
+#[test]
+fn bytes_seen_counts_everything_fed() {
+    let mut decoder = SseDecoder::default();
+    let mut out = Vec::new();
+    assert_eq!(decoder.bytes_seen(), 0);
+    decoder.feed(b"\xEF\xBB\xBFdata: a\n", &mut out).unwrap();
+    decoder.feed(b"", &mut out).unwrap();
+    decoder.feed(b"\n: c", &mut out).unwrap();
+    assert_eq!(decoder.bytes_seen(), 15);
+}
+
+#[test]
+fn finish_discards_pending_and_leaves_a_boundary() {
+    let mut decoder = SseDecoder::new();
+    let mut out = Vec::new();
+    decoder
+        .feed(b"event: e\ndata: a\ndata: par", &mut out)
+        .unwrap();
+    assert!(!decoder.at_boundary());
+    decoder.finish(&mut out).unwrap();
+    assert!(out.is_empty());
+    assert!(decoder.at_boundary());
+}
+
+#[test]
+fn default_cap_is_generous_but_holds() {
+    let mut out = Vec::new();
+    let payload = "x".repeat(DEFAULT_MAX_EVENT_BYTES - 16);
+    let mut bytes = Vec::new();
+    encode_data(&payload, &mut bytes);
+    SseDecoder::new().feed(&bytes, &mut out).unwrap();
+    assert_eq!(out, vec![event(&payload)]);
+    let too_big = "x".repeat(DEFAULT_MAX_EVENT_BYTES + 1);
+    assert_eq!(
+        SseDecoder::new().feed(too_big.as_bytes(), &mut out),
+        Err(SseError::EventTooLarge {
+            limit: DEFAULT_MAX_EVENT_BYTES
+        })
+    );
+}
+
+#[test]
+fn comments_inside_an_event_count_toward_its_cap() {
+    let mut decoder = SseDecoder::with_max_event_bytes(100);
+    let mut out = Vec::new();
+    // Alone, each comment is small and resets the count.
+    let comments = ": 0123456789012345678901234567890123456789\n".repeat(10);
+    decoder.feed(comments.as_bytes(), &mut out).unwrap();
+    // Inside an undispatched event they add up.
+    decoder.feed(b"data: x\n", &mut out).unwrap();
+    assert!(decoder.feed(comments.as_bytes(), &mut out).is_err());
+}
+
+#[test]
+fn lone_cr_then_lf_in_the_next_read() {
+    let mut decoder = SseDecoder::new();
+    let mut out = Vec::new();
+    let outcome = decoder.feed(b"data: a\r\r", &mut out).unwrap();
+    assert_eq!(outcome.last_boundary, Some(9));
+    assert!(decoder.at_boundary());
+    // The LF completes the CRLF: still a boundary, and no extra empty line.
+    let outcome = decoder.feed(b"\ndata: b\r", &mut out).unwrap();
+    assert_eq!(outcome.last_boundary, Some(1));
+    assert!(!decoder.at_boundary());
+    let outcome = decoder.feed(b"\n\r\n", &mut out).unwrap();
+    assert_eq!(outcome.last_boundary, Some(3));
+    assert_eq!(out, vec![event("a"), event("b")]);
+}
+
+#[test]
+fn done_round_trip() {
+    let mut bytes = Vec::new();
+    encode_data("{\"x\":1}", &mut bytes);
+    encode_done(&mut bytes);
+    let items = decode_all(&bytes);
+    assert_eq!(items, vec![event("{\"x\":1}"), event(DONE_DATA)]);
+}
+
+#[test]
+fn multi_line_encoding_is_byte_exact_and_round_trips() {
+    let mut out = Vec::new();
+    encode_comment("a\nb\r\nc\rd", &mut out);
+    assert_eq!(out, b": a\n: b\n: c\n: d\n\n");
+    assert_eq!(
+        decode_all(&out),
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|t| SseItem::Comment((*t).into()))
+            .collect::<Vec<_>>()
+    );
+    out.clear();
+    encode_data("", &mut out);
+    assert_eq!(out, b"data: \n\n");
+    assert_eq!(decode_all(&out), vec![event("")]);
+    out.clear();
+    encode_data("x\n", &mut out);
+    assert_eq!(out, b"data: x\ndata: \n\n");
+    assert_eq!(decode_all(&out), vec![event("x\n")]);
+    out.clear();
+    let multi = SseEvent {
+        event: Some("delta".into()),
+        data: "{\n  \"a\": 1\n}".into(),
+        id: Some("abc".into()),
+        retry: Some(0),
+    };
+    encode_event(&multi, &mut out);
+    assert_eq!(
+        out,
+        b"event: delta\nid: abc\nretry: 0\ndata: {\ndata:   \"a\": 1\ndata: }\n\n"
+    );
+    assert_eq!(decode_all(&out), vec![SseItem::Event(multi)]);
+}
+
+/// A generated stream item: an event or a comment.
 #[derive(Debug, Clone)]
 enum Gen {
     Event(SseEvent),
@@ -243,8 +433,9 @@ enum Gen {
 }
 
 fn text() -> impl Strategy<Value = String> {
-    // Unicode without line breaks; multi-line data comes from joining several of these.
-    proptest::collection::vec("[a-zA-Z0-9 {}\":,é日本🙂-]{0,12}", 1..4)
+    // Unicode without line breaks; multi-line data comes from joining several of these
+    // (an empty piece makes an empty line inside the data).
+    proptest::collection::vec("[a-zA-Z0-9 {}\":,é日本🙂\u{FEFF}-]{0,12}", 1..4)
         .prop_map(|lines| lines.join("\n"))
 }
 
@@ -253,31 +444,52 @@ fn gen_item() -> impl Strategy<Value = Gen> {
         (
             text(),
             proptest::option::of("[a-z]{1,8}"),
-            proptest::option::of("[0-9]{1,4}")
+            proptest::option::of("[0-9a-z]{1,4}"),
+            proptest::option::of(0u64..100_000),
         )
-            .prop_map(|(data, event, id)| Gen::Event(SseEvent {
+            .prop_map(|(data, event, id, retry)| Gen::Event(SseEvent {
                 event,
                 data,
                 id,
-                retry: None
+                retry
             })),
-        "[a-z ]{0,10}".prop_map(Gen::Comment),
+        // One line of text (newlines would make several comments).
+        "[a-z é日]{0,10}".prop_map(Gen::Comment),
     ]
 }
 
-/// Encodes with LF, then rewrites line endings to `ending`.
-fn encode(items: &[Gen], ending: &str) -> Vec<u8> {
-    let mut out = Vec::new();
+const ENDINGS: [&str; 3] = ["\n", "\r\n", "\r"];
+
+/// Encodes with LF, then gives every line its own ending, picked from `endings` in turn.
+///
+/// One combination is ambiguous on the wire and is avoided: a line ended by a lone CR followed
+/// by an *empty* line ended by LF is `\r\n`, which any reader takes as ONE CRLF ending, so the
+/// empty line (often the event's dispatching blank line) would vanish. That empty line gets
+/// CRLF instead. Every other mix is unambiguous.
+fn encode(items: &[Gen], endings: &[usize], bom: bool) -> Vec<u8> {
+    let mut lf = Vec::new();
     for item in items {
         match item {
-            Gen::Event(event) => encode_event(event, &mut out),
-            Gen::Comment(text) => encode_comment(text, &mut out),
+            Gen::Event(event) => encode_event(event, &mut lf),
+            Gen::Comment(text) => encode_comment(text, &mut lf),
         }
     }
-    String::from_utf8(out)
-        .unwrap()
-        .replace('\n', ending)
-        .into_bytes()
+    let lf = String::from_utf8(lf).unwrap();
+    let mut out = Vec::new();
+    if bom {
+        out.extend_from_slice(b"\xEF\xBB\xBF");
+    }
+    let mut prev_cr = false;
+    for (i, line) in lf.split_terminator('\n').enumerate() {
+        let mut ending = ENDINGS[endings[i % endings.len()] % 3];
+        if prev_cr && line.is_empty() && ending == "\n" {
+            ending = "\r\n";
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(ending.as_bytes());
+        prev_cr = ending == "\r";
+    }
+    out
 }
 
 fn expected(items: &[Gen]) -> Vec<SseItem> {
@@ -300,16 +512,26 @@ fn split_points(len: usize, cuts: &[usize]) -> Vec<usize> {
     points
 }
 
+fn endings() -> impl Strategy<Value = Vec<usize>> {
+    prop_oneof![
+        // One style for the whole stream...
+        (0usize..3).prop_map(|e| vec![e]),
+        // ...or a style per line.
+        proptest::collection::vec(0usize..3, 1..32),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn any_split_into_reads_decodes_the_same(
         items in proptest::collection::vec(gen_item(), 0..12),
-        ending in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+        endings in endings(),
+        bom in any::<bool>(),
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
-        let bytes = encode(&items, ending);
+        let bytes = encode(&items, &endings, bom);
         let whole = decode_all(&bytes);
         prop_assert_eq!(&whole, &expected(&items));
         let points = split_points(bytes.len(), &cuts);
@@ -318,16 +540,47 @@ proptest! {
         for pair in points.windows(2) {
             decoder.feed(&bytes[pair[0]..pair[1]], &mut pieces).unwrap();
         }
+        decoder.finish(&mut pieces).unwrap();
         prop_assert_eq!(pieces, whole);
+        prop_assert_eq!(decoder.bytes_seen(), bytes.len() as u64);
+    }
+
+    #[test]
+    fn last_boundary_matches_a_byte_by_byte_feed(
+        items in proptest::collection::vec(gen_item(), 0..8),
+        endings in endings(),
+        bom in any::<bool>(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let bytes = encode(&items, &endings, bom);
+        let points = split_points(bytes.len(), &cuts);
+        let mut decoder = SseDecoder::new();
+        let mut scratch = Vec::new();
+        for pair in points.windows(2) {
+            let piece = &bytes[pair[0]..pair[1]];
+            let mut slow = decoder.clone();
+            let mut want = None;
+            for (k, byte) in piece.iter().enumerate() {
+                slow.feed(std::slice::from_ref(byte), &mut scratch).unwrap();
+                if slow.at_boundary() {
+                    want = Some(k + 1);
+                }
+            }
+            let outcome = decoder.feed(piece, &mut scratch).unwrap();
+            prop_assert_eq!(outcome.last_boundary, want);
+            prop_assert_eq!(decoder.at_boundary(), slow.at_boundary());
+            prop_assert_eq!(decoder.at_boundary(), want == Some(piece.len()));
+        }
     }
 
     #[test]
     fn a_ping_inserted_wherever_the_decoder_says_boundary_changes_nothing_else(
         items in proptest::collection::vec(gen_item(), 0..10),
-        ending in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+        endings in endings(),
+        bom in any::<bool>(),
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
-        let bytes = encode(&items, ending);
+        let bytes = encode(&items, &endings, bom);
         let points = split_points(bytes.len(), &cuts);
         let mut decoder = SseDecoder::new();
         let mut scratch = Vec::new();
@@ -342,19 +595,22 @@ proptest! {
                 pings += 1;
             }
         }
-        // A ping after a lone CR is followed by the CR's LF in CRLF streams; that LF then
-        // reads as an empty line, which dispatches nothing: the events stay the same.
+        // A ping after a lone CR that ended a CRLF split across reads is followed by that
+        // CRLF's LF; the LF then reads as an empty line, which at a boundary dispatches
+        // nothing, so the events stay the same. (A ping after a CR-only ending is followed
+        // by the next line's first byte, which `encode` never makes a bare LF.)
         let decoded = decode_all(&relayed);
-        let without_pings: Vec<SseItem> = decoded
-            .iter()
-            .filter(|item| **item != SseItem::Comment("ping".into()))
-            .cloned()
-            .collect();
+        let ping = SseItem::Comment("ping".into());
+        let without_pings: Vec<SseItem> =
+            decoded.iter().filter(|item| **item != ping).cloned().collect();
         let mut want = expected(&items);
-        want.retain(|item| *item != SseItem::Comment("ping".into()));
+        want.retain(|item| *item != ping);
         prop_assert_eq!(without_pings, want);
-        let ping_count = decoded.iter().filter(|i| **i == SseItem::Comment("ping".into())).count();
-        let generated_pings = items.iter().filter(|i| matches!(i, Gen::Comment(t) if t == "ping")).count();
+        let ping_count = decoded.iter().filter(|i| **i == ping).count();
+        let generated_pings = items
+            .iter()
+            .filter(|i| matches!(i, Gen::Comment(t) if t == "ping"))
+            .count();
         prop_assert_eq!(ping_count, pings + generated_pings);
     }
 }
