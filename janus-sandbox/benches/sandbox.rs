@@ -33,6 +33,7 @@ async fn main() {
     let root = std::env::temp_dir().join(format!("janus-sandbox-bench-{}", std::process::id()));
     let mut config = Config::new(root, isolation);
     config.max_sandboxes = 64;
+    config.helper_binary = env!("CARGO_BIN_EXE_janus-sandbox").into();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     config.public_url = url.clone();
@@ -53,10 +54,12 @@ async fn main() {
     };
 
     let mut creates = Vec::new();
+    let mut create_only = Vec::new();
     let mut execs = Vec::new();
     for round in 0..20 {
         let started = Instant::now();
         let created = post("/api/sandboxes".into(), json!({})).await;
+        let create_elapsed = started.elapsed();
         // Ready means a command runs: create, then the first exec.
         let id = created.json().unwrap()["id"].as_str().unwrap().to_owned();
         let first = post(
@@ -67,6 +70,7 @@ async fn main() {
         assert_eq!(first.status, 200);
         if round > 1 {
             creates.push(started.elapsed());
+            create_only.push(create_elapsed);
         }
         for _ in 0..10 {
             let started = Instant::now();
@@ -89,6 +93,11 @@ async fn main() {
         "create-to-ready (create + first exec): p50 {:.1} ms, p90 {:.1} ms",
         ms(percentile(&mut creates, 0.5)),
         ms(percentile(&mut creates, 0.9))
+    );
+    println!(
+        "create alone (201 answered): p50 {:.1} ms, p90 {:.1} ms",
+        ms(percentile(&mut create_only, 0.5)),
+        ms(percentile(&mut create_only, 0.9))
     );
     println!(
         "exec `true` round trip: p50 {:.1} ms, p90 {:.1} ms",

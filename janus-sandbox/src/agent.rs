@@ -180,6 +180,7 @@ async fn drive(
         }
     };
     let duration = started.elapsed().as_secs_f64();
+    crate::isolation::release_exec_cgroups(&cgroups).await;
     match outcome {
         Ok(code) => {
             let _ = send(&tx, json!({"type": "complete", "success": code == 0, "exitCode": code, "duration": duration})).await;

@@ -40,6 +40,7 @@ pub async fn run(
         crate::isolation::full_isolation_available().map_err(std::io::Error::other)?;
     }
     tokio::fs::create_dir_all(&config.root).await?;
+    crate::sandbox::recover(&config).await;
     let manager = Arc::new(Manager::new(config));
     let reaper = {
         let manager = manager.clone();

@@ -72,6 +72,15 @@ pub struct Args {
     /// Command agent/run starts (sh -c); it reads the prompt from $JANUS_AGENT_PROMPT
     #[arg(long, env = "JANUS_SANDBOX_AGENT_COMMAND", default_value = DEFAULT_AGENT_COMMAND)]
     pub agent_command: String,
+    /// Open files per sandbox process (RLIMIT_NOFILE, soft and hard)
+    #[arg(long, env = "JANUS_SANDBOX_OPEN_FILES", default_value_t = 1024)]
+    pub open_files: u64,
+    /// Largest file a sandbox process may write, in MiB (RLIMIT_FSIZE; 0 for no limit)
+    #[arg(long, env = "JANUS_SANDBOX_FILE_SIZE_MB", default_value_t = 1024)]
+    pub file_size_mb: u64,
+    /// Base URL clients reach this service at, for sandbox `url`s [default: http://<listen>]
+    #[arg(long, env = "JANUS_SANDBOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// The default agent: says what it was asked, shows its environment, and finishes. Real
@@ -116,6 +125,8 @@ pub struct Config {
     pub forwards: Vec<(String, String)>,
     /// This service's own binary, run under `nsenter --net` as the relay helper.
     pub helper_binary: PathBuf,
+    /// Open-files and file-size limits of every command.
+    pub rlimits: crate::isolation::Rlimits,
 }
 
 /// Parses `NAME=HOST:PORT`.
@@ -167,6 +178,7 @@ impl Config {
             forwards: Vec::new(),
             helper_binary: std::env::current_exe()
                 .unwrap_or_else(|_| PathBuf::from("janus-sandbox")),
+            rlimits: crate::isolation::Rlimits::default(),
         }
     }
 }
@@ -197,11 +209,71 @@ impl Args {
         config.pids = self.pids;
         config.cpus = self.cpus;
         config.uid = self.uid;
-        config.public_url = format!("http://{}", self.listen);
+        config.public_url = match self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        };
+        if self.open_files < 16 {
+            return Err("--open-files must be at least 16".to_owned());
+        }
+        config.rlimits = crate::isolation::Rlimits {
+            open_files: self.open_files,
+            file_size_bytes: self.file_size_mb.saturating_mul(1024 * 1024),
+        };
         config.agent_command = self.agent_command;
         for spec in self.forwards.iter().filter(|s| !s.trim().is_empty()) {
             config.forwards.push(parse_forward(spec.trim())?);
         }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser;
+
+    use super::{parse_forward, Args};
+
+    #[test]
+    fn forwards_are_name_equals_host_port() {
+        assert_eq!(
+            parse_forward("gateway=127.0.0.1:8000").unwrap(),
+            ("gateway".to_owned(), "127.0.0.1:8000".to_owned())
+        );
+        assert!(parse_forward("gateway").is_err());
+        assert!(parse_forward("=127.0.0.1:80").is_err());
+        assert!(parse_forward("a b=127.0.0.1:80").is_err());
+        assert!(parse_forward("x=127.0.0.1").is_err());
+        assert!(parse_forward("x=127.0.0.1:0").is_err());
+    }
+
+    #[test]
+    fn flags_resolve_into_a_config() {
+        let args = Args::try_parse_from([
+            "janus-sandbox",
+            "--listen",
+            "0.0.0.0:9000",
+            "--public-url",
+            "http://sandbox.local:9000/",
+            "--forward",
+            "gw=127.0.0.1:8000",
+            "--file-size-mb",
+            "2",
+            "--isolation",
+            "none",
+        ])
+        .unwrap();
+        let config = args.resolve().unwrap();
+        assert_eq!(config.public_url, "http://sandbox.local:9000");
+        assert_eq!(
+            config.forwards,
+            [("gw".to_owned(), "127.0.0.1:8000".to_owned())]
+        );
+        assert_eq!(config.rlimits.file_size_bytes, 2 * 1024 * 1024);
+        assert_eq!(config.rlimits.open_files, 1024);
+        assert_eq!(config.default_ttl.as_secs(), 600);
+        let too_long = Args::try_parse_from(["janus-sandbox", "--default-ttl", "2h"]).unwrap();
+        assert!(too_long.resolve().unwrap_err().contains("--default-ttl"));
     }
 }

@@ -1,21 +1,21 @@
-//! Linux isolation built from util-linux tools, so no `unsafe` is needed:
+//! Linux isolation from util-linux tools and safe system calls, so no `unsafe` is needed:
 //!
-//! - a **holder** process per sandbox, started with `unshare --mount --pid --net --uts
-//!   --ipc --fork`, builds a private root (a read-only tmpfs with the host's `/usr`, `/bin`,
-//!   `/lib*`, `/etc`, `/opt` bound read-only, the sandbox's own writable `/workspace`, a
-//!   size-limited `/tmp`, its own `/proc`, a minimal `/dev`), brings up loopback — the only
-//!   network device in its namespace — and then sleeps as PID 1 inside that root;
+//! - a **holder** per sandbox: `unshare --mount --pid --net --uts --ipc --fork` starts this
+//!   binary's `__holder` mode ([`crate::holder`]) as PID 1 of the new namespaces, where it
+//!   builds the private root, brings up loopback and reaps; its stdin is the lifeline;
 //! - each **exec** joins a per-exec cgroup under the sandbox's (memory, pids, CPU limits are
-//!   set on the sandbox's), enters the holder's namespaces with `nsenter --root`, drops to an
-//!   unprivileged uid with no capabilities and `no_new_privs` with `setpriv`, and runs
-//!   `/bin/sh -c`;
+//!   set on the sandbox's), sets its rlimits, enters the holder's namespaces and root with
+//!   `nsenter`, drops to an unprivileged uid with no capabilities and `no_new_privs` with
+//!   `setpriv`, and runs `/bin/sh -c`;
 //! - killing the processes of a cgroup ends a whole tree, whatever it does with SIGTERM;
-//!   killing the holder ends the PID namespace, and with it every process inside.
+//!   killing the holder ends the PID namespace, and with it every process inside. Signals
+//!   go through `kill(2)` to single pids only.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
@@ -30,49 +30,36 @@ pub struct Limits {
     pub cpus: f64,
 }
 
-/// The script the holder runs inside its new namespaces.
-/// Arguments: new root, host workspace dir, hostname, /tmp size in MiB.
-const HOLDER_SCRIPT: &str = r#"
-set -e
-NEW="$1"; WS="$2"
-mount --make-rprivate /
-mount -t tmpfs -o size=1m,mode=755 janus-root "$NEW"
-for d in usr bin sbin lib lib32 lib64 libx32 etc opt; do
-  if [ -L "/$d" ]; then
-    ln -s "$(readlink "/$d")" "$NEW/$d"
-  elif [ -d "/$d" ]; then
-    mkdir -p "$NEW/$d"
-    mount --rbind "/$d" "$NEW/$d"
-    mount -o remount,bind,ro "$NEW/$d"
-  fi
-done
-mkdir -p "$NEW/workspace" "$NEW/tmp" "$NEW/proc" "$NEW/dev"
-mount --bind "$WS" "$NEW/workspace"
-mount -t tmpfs -o "size=$4m,mode=1777" janus-tmp "$NEW/tmp"
-mount -t proc proc "$NEW/proc"
-mount -t tmpfs -o size=64k,mode=755 janus-dev "$NEW/dev"
-for n in null zero full random urandom; do
-  touch "$NEW/dev/$n"
-  mount --bind "/dev/$n" "$NEW/dev/$n"
-done
-ln -s /proc/self/fd "$NEW/dev/fd"
-mount -o remount,ro "$NEW"
-ip link set lo up
-hostname "$3"
-echo ready
-# PID 1 must reap: processes orphaned inside the sandbox are re-parented to it.
-exec chroot "$NEW" /bin/sh -c 'cd /workspace; while :; do sleep 3600 & wait; done'
-"#;
+/// Per-process resource limits applied to every command (hard and soft).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimits {
+    /// Open files.
+    pub open_files: u64,
+    /// Largest file a process may write, in bytes (0: no limit).
+    pub file_size_bytes: u64,
+}
 
-/// Joins the exec's cgroups, enters the sandbox and drops privileges.
-/// Arguments: cgroup dirs joined by ':', holder pid, uid, working directory, command.
+impl Default for Rlimits {
+    fn default() -> Self {
+        Rlimits {
+            open_files: 1024,
+            file_size_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Joins the exec's cgroups, sets its rlimits (hard and soft: the sandbox user cannot raise
+/// them), enters the sandbox and drops privileges, then runs the command.
+/// Arguments: cgroup dirs joined by ':', holder pid, uid, working directory, command,
+/// open-file limit, file-size limit in 512-byte blocks (or `unlimited`).
 const EXEC_SCRIPT: &str = r#"
 IFS=:
 for cgroup in $1; do echo $$ > "$cgroup/cgroup.procs" || exit 125; done
 unset IFS
-exec nsenter --target "$2" --mount --pid --net --uts --ipc --root --wd -- \
+ulimit -n "$6" && ulimit -f "$7" && ulimit -c 0 || exit 125
+exec nsenter --target "$2" --mount --pid --net --uts --ipc --root --wdns="$4" -- \
   setpriv --reuid="$3" --regid="$3" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- \
-  /bin/sh -c 'cd "$1" || exit 126; exec /bin/sh -c "$2"' sh "$4" "$5"
+  /bin/sh -c "$5"
 "#;
 
 /// Controllers a sandbox gets (cgroup v1 hierarchies, or the v2 unified one).
@@ -85,24 +72,16 @@ pub fn full_isolation_available() -> Result<(), String> {
     if !cfg!(target_os = "linux") {
         return Err("full isolation needs Linux".to_owned());
     }
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
-        })
-        .unwrap_or_default();
-    if uid != "0" {
+    if !rustix::process::geteuid().is_root() {
         return Err("full isolation needs root (namespaces, mounts and cgroups)".to_owned());
     }
-    for tool in ["unshare", "nsenter", "setpriv", "ip", "chroot", "mount"] {
+    for tool in ["unshare", "nsenter", "setpriv"] {
         let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
             .iter()
             .any(|dir| Path::new(dir).join(tool).exists());
         if !found {
             return Err(format!(
-                "full isolation needs '{tool}' (Debian packages util-linux, iproute2)"
+                "full isolation needs '{tool}' (Debian package util-linux)"
             ));
         }
     }
@@ -177,12 +156,15 @@ async fn create_cgroups(id: &str, limits: Limits) -> std::io::Result<Vec<PathBuf
 }
 
 /// Pids of the processes in a cgroup and all its descendants.
-fn cgroup_pids(dir: &Path) -> Vec<String> {
+fn cgroup_pids(dir: &Path) -> Vec<u32> {
     let mut pids = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(dir) = stack.pop() {
         if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-            pids.extend(text.split_whitespace().map(str::to_owned));
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
@@ -195,23 +177,62 @@ fn cgroup_pids(dir: &Path) -> Vec<String> {
     pids
 }
 
-/// SIGKILLs everything in these cgroups until they are empty (or 3 s pass).
+/// The only pids this service ever signals: a single real process (or group) id. Never 0
+/// (the caller's group), never -1 ("every process": `kill -9 -15` from procps once parsed
+/// `-15` as options and did exactly that), never init.
+fn signal_target(pid: u32) -> Option<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .and_then(Pid::from_raw)
+}
+
+/// SIGKILLs one process.
+pub fn kill_pid(pid: u32) {
+    if let Some(pid) = signal_target(pid) {
+        let _ = kill_process(pid, Signal::KILL);
+    }
+}
+
+/// SIGKILLs a process group.
+pub fn kill_group(pgid: u32) {
+    if let Some(pgid) = signal_target(pgid) {
+        let _ = kill_process_group(pgid, Signal::KILL);
+    }
+}
+
+/// SIGKILLs everything in these cgroups until they are empty (a fork storm may add
+/// processes while we kill, hence the loop), then waits until the killed processes are
+/// reaped too, so that nothing of the tree is visible when this returns (3 s at most).
 pub async fn kill_cgroups(dirs: &[PathBuf]) {
-    for _ in 0..300 {
-        let pids: Vec<String> = dirs.iter().flat_map(|d| cgroup_pids(d)).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut killed = std::collections::HashSet::new();
+    loop {
+        let pids: Vec<u32> = dirs.iter().flat_map(|d| cgroup_pids(d)).collect();
         if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            kill_pid(pid);
+            killed.insert(pid);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(?dirs, "processes survived SIGKILL for 3 s");
             return;
         }
-        let _ = Command::new("kill")
-            .arg("-9")
-            .args(&pids)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    tracing::warn!(?dirs, "processes survived SIGKILL for 3 s");
+    // A dead process leaves its cgroup at once but stays in /proc until its parent (often
+    // the sandbox's PID 1, for orphans) has reaped it.
+    while killed
+        .iter()
+        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    {
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Removes cgroup directories, children first.
@@ -263,15 +284,32 @@ pub fn oom_kills(dirs: &[PathBuf]) -> u64 {
         .unwrap_or(0)
 }
 
+/// What the holder and every exec of a sandbox are set up with.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Unprivileged uid (and gid) of sandbox commands.
+    pub uid: u32,
+    /// Cgroup limits.
+    pub limits: Limits,
+    /// Open-files and file-size limits.
+    pub rlimits: Rlimits,
+    /// This service's binary, which has the `__holder` mode.
+    pub helper_binary: PathBuf,
+}
+
 /// A running isolated sandbox.
 #[derive(Debug)]
 pub struct Isolated {
-    holder: Child,
+    /// `unshare`, whose only child is the holder.
+    unshare: Child,
+    /// The holder's lifeline: dropping it (even by dying) ends the sandbox.
+    _lifeline: Option<tokio::process::ChildStdin>,
     /// Host pid of the holder (PID 1 of the sandbox).
     pub holder_pid: u32,
     cgroups: Vec<PathBuf>,
-    uid: u32,
+    setup: Setup,
     exec_counter: std::sync::atomic::AtomicU64,
+    destroyed: bool,
 }
 
 /// Starts the holder of sandbox `id` with state in `dir`.
@@ -279,67 +317,95 @@ pub async fn start(
     id: &str,
     dir: &Path,
     workspace: &Path,
-    uid: u32,
-    limits: Limits,
+    setup: Setup,
 ) -> std::io::Result<Isolated> {
+    let started = std::time::Instant::now();
     let root = dir.join("root");
     tokio::fs::create_dir_all(&root).await?;
-    let cgroups = create_cgroups(id, limits).await?;
-    let tmp_mb = (limits.memory_mb / 4).clamp(16, 1024).to_string();
-    let mut holder = Command::new("unshare")
+    let cgroups = match create_cgroups(id, setup.limits).await {
+        Ok(cgroups) => cgroups,
+        Err(e) => {
+            remove_cgroups(&sandbox_cgroups(id)).await;
+            return Err(e);
+        }
+    };
+    let tmp_mb = (setup.limits.memory_mb / 4).clamp(16, 1024).to_string();
+    let spawned = Command::new("unshare")
         .args([
-            "--mount", "--pid", "--net", "--uts", "--ipc", "--fork", "--",
+            "--mount",
+            "--pid",
+            "--net",
+            "--uts",
+            "--ipc",
+            "--fork",
+            "--kill-child",
+            "--",
         ])
-        .args(["/bin/sh", "-c", HOLDER_SCRIPT, "sh"])
+        .arg(&setup.helper_binary)
+        .arg("__holder")
         .arg(&root)
         .arg(workspace)
         .arg(format!("sandbox-{}", id.trim_start_matches("sbx_")))
         .arg(tmp_mb)
-        .stdin(Stdio::null())
+        .env_clear()
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .spawn()?;
-    let unshare_pid = holder.id().unwrap_or(0);
-    let stdout = holder.stdout.take();
+        .spawn();
+    let mut unshare = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            remove_cgroups(&cgroups).await;
+            return Err(e);
+        }
+    };
+    let unshare_pid = unshare.id().unwrap_or(0);
+    let stdout = unshare.stdout.take();
     let ready = async {
         let mut lines = tokio::io::BufReader::new(stdout?).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.trim() == "ready" {
-                return Some(());
-            }
-        }
-        None
+        lines.next_line().await.ok().flatten()
     };
     let ready = tokio::time::timeout(Duration::from_secs(10), ready).await;
-    if !matches!(ready, Ok(Some(()))) {
-        let _ = holder.kill().await;
+    if !matches!(&ready, Ok(Some(line)) if line == "ready") {
+        let _ = unshare.kill().await;
         let mut stderr = String::new();
-        if let Some(mut pipe) = holder.stderr.take() {
+        if let Some(mut pipe) = unshare.stderr.take() {
             use tokio::io::AsyncReadExt;
-            let _ = pipe.read_to_string(&mut stderr).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), pipe.read_to_string(&mut stderr))
+                .await;
         }
         remove_cgroups(&cgroups).await;
         return Err(std::io::Error::other(format!(
-            "sandbox holder did not start: {}",
+            "the sandbox holder ({} __holder) did not start: {}",
+            setup.helper_binary.display(),
             stderr.trim()
         )));
     }
+    tracing::debug!(sandbox = %id, ms = started.elapsed().as_secs_f64() * 1000.0, "holder ready");
     // unshare --fork: the holder is unshare's only child.
     let children =
         std::fs::read_to_string(format!("/proc/{unshare_pid}/task/{unshare_pid}/children"))
             .unwrap_or_default();
-    let holder_pid = children
+    let Some(holder_pid) = children
         .split_whitespace()
         .next()
         .and_then(|p| p.parse().ok())
-        .ok_or_else(|| std::io::Error::other("cannot find the sandbox holder's pid"))?;
+    else {
+        let _ = unshare.kill().await;
+        remove_cgroups(&cgroups).await;
+        return Err(std::io::Error::other(
+            "cannot find the sandbox holder's pid",
+        ));
+    };
     Ok(Isolated {
-        holder,
+        _lifeline: unshare.stdin.take(),
+        unshare,
         holder_pid,
         cgroups,
-        uid,
+        setup,
         exec_counter: Default::default(),
+        destroyed: false,
     })
 }
 
@@ -357,7 +423,7 @@ impl Isolated {
         let mut dirs = Vec::new();
         for dir in &self.cgroups {
             let exec_dir = dir.join(format!("exec-{n}"));
-            tokio::fs::create_dir_all(&exec_dir).await?;
+            tokio::fs::create_dir(&exec_dir).await?;
             dirs.push(exec_dir);
         }
         let joined = dirs
@@ -365,13 +431,20 @@ impl Isolated {
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(":");
+        // `ulimit -f` counts 512-byte blocks.
+        let file_blocks = match self.setup.rlimits.file_size_bytes {
+            0 => "unlimited".to_owned(),
+            bytes => bytes.div_ceil(512).to_string(),
+        };
         let mut cmd = Command::new("/bin/sh");
         cmd.args(["-c", EXEC_SCRIPT, "sh"])
             .arg(joined)
             .arg(self.holder_pid.to_string())
-            .arg(self.uid.to_string())
+            .arg(self.setup.uid.to_string())
             .arg(cwd)
-            .arg(command);
+            .arg(command)
+            .arg(self.setup.rlimits.open_files.to_string())
+            .arg(file_blocks);
         Ok((cmd, dirs))
     }
 
@@ -379,14 +452,102 @@ impl Isolated {
     /// removes the cgroups.
     pub async fn destroy(mut self) {
         kill_cgroups(&self.cgroups).await;
-        let _ = self.holder.kill().await;
-        let _ = Command::new("kill")
-            .args(["-9", &self.holder_pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        let _ = self.holder.wait().await;
+        // The holder is PID 1 of the sandbox: its death ends the PID namespace, and the
+        // kernel kills whatever is still inside.
+        kill_pid(self.holder_pid);
+        // `unshare` reaps the holder and exits; killing `unshare` first would orphan the
+        // holder's zombie to whatever init this machine has.
+        if tokio::time::timeout(Duration::from_secs(2), self.unshare.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.unshare.kill().await;
+        }
         remove_cgroups(&self.cgroups).await;
+        self.destroyed = true;
+    }
+}
+
+/// A sandbox dropped without [`Isolated::destroy`] (the service's runtime torn down before
+/// its shutdown finished, a panic): kill and remove what can be, without waiting long. The
+/// holder dies anyway with its lifeline and `unshare` (`kill_on_drop`).
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        if self.destroyed {
+            return;
+        }
+        kill_pid(self.holder_pid);
+        for _ in 0..20 {
+            let pids: Vec<u32> = self.cgroups.iter().flat_map(|d| cgroup_pids(d)).collect();
+            if pids.is_empty() {
+                break;
+            }
+            pids.into_iter().for_each(kill_pid);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for dir in &self.cgroups {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        let _ = std::fs::remove_dir(entry.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Kills and removes the cgroups of sandbox `id` left by a previous run of the service.
+pub async fn remove_stale(id: &str) {
+    let dirs = sandbox_cgroups(id);
+    kill_cgroups(&dirs).await;
+    remove_cgroups(&dirs).await;
+}
+
+/// Removes an exec's cgroups once it is over, unless processes it left behind still run
+/// in them (those are removed with the sandbox).
+pub async fn release_exec_cgroups(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let _ = tokio::fs::remove_dir(dir).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+    use super::{kill_group, signal_target};
+
+    #[test]
+    fn only_single_real_pids_are_ever_signalled() {
+        for special in [0, 1, u32::MAX, u32::MAX - 13, 1 << 31] {
+            assert!(signal_target(special).is_none(), "{special}");
+        }
+        assert_eq!(
+            signal_target(15).map(|p| p.as_raw_nonzero().get()),
+            Some(15)
+        );
+    }
+
+    /// Regression: killing a group used `kill -9 -<pgid>`, which procps parses as options for
+    /// some ids and then signals every process on the machine.
+    #[test]
+    fn killing_a_group_kills_that_group_only() {
+        let mut target = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut bystander = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        kill_group(target.id());
+        assert_eq!(target.wait().unwrap().signal(), Some(9));
+        assert!(bystander.try_wait().unwrap().is_none());
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
     }
 }

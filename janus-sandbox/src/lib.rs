@@ -11,22 +11,29 @@
 //! - `api`: [`run`] — the HTTP server and its routes.
 //! - `sandbox`: the manager — capacity, priority preemption, TTL, exec, files.
 //! - `agent`: `agent/run` as an SSE stream with heartbeats.
-//! - `isolation`: namespaces and cgroups via util-linux (`unshare`, `nsenter`, `setpriv`).
-//! - `relay`: crossing into a sandbox's network namespace (proxy, `--forward`) through a
-//!   hidden helper mode of this binary run under `nsenter --net`.
+//! - `isolation`: namespaces and cgroups via util-linux (`unshare`, `nsenter`, `setpriv`),
+//!   process-tree kills.
+//! - `holder`: PID 1 of a sandbox — builds its private root with mount system calls,
+//!   brings up loopback, reaps; a hidden mode of this binary.
+//! - `relay`: the hidden helper modes ([`helper_main`]): the holder, and crossing into a
+//!   sandbox's network namespace (proxy, `--forward`) under `nsenter --net`.
+//! - `workspace`: the files API's race-free access to a workspace (no symlink is ever
+//!   followed, even if the sandbox swaps one in mid-operation).
 //! - `error`: [`SandboxError`] → status and error envelope.
 
 mod agent;
 mod api;
 mod config;
 mod error;
+mod holder;
 mod isolation;
 mod relay;
 mod sandbox;
+mod workspace;
 
 pub use api::run;
 pub use config::{parse_forward, Args, Config, IsolationMode, DEFAULT_AGENT_COMMAND, MAX_TTL};
 pub use error::SandboxError;
-pub use isolation::full_isolation_available;
+pub use isolation::{full_isolation_available, Rlimits};
 pub use relay::helper_main;
 pub use sandbox::sandbox_path;

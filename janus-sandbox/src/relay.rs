@@ -1,6 +1,9 @@
-//! Crossing into a sandbox's network namespace without `unsafe`: the service runs its own
-//! binary under `nsenter --net` in a hidden helper mode.
+//! The hidden helper modes of this binary (see [`helper_main`]), and crossing into a
+//! sandbox's network namespace without `unsafe`: the service runs its own binary under
+//! `nsenter --net`.
 //!
+//! - `__holder ROOT WORKSPACE HOSTNAME TMP_MB`: PID 1 of a sandbox (`holder`), started by
+//!   `unshare` in the sandbox's new namespaces; `__pause NAME`, its child that never exits.
 //! - `__connect HOST PORT`: connects from inside the sandbox and relays stdin/stdout to
 //!   the socket; the service speaks HTTP over the helper's pipes (the `proxy` route).
 //! - `__forward PORT SOCKET`: listens on 127.0.0.1:PORT inside the sandbox and relays each
@@ -21,6 +24,11 @@ pub async fn helper_main(args: &[String]) -> Option<std::io::Result<()>> {
         [mode, port, socket] if mode == "__forward" => {
             Some(forward_listen(port, Path::new(socket)).await)
         }
+        [mode, _name] if mode == "__pause" => Some(crate::holder::pause_main()),
+        // Blocks this thread for the sandbox's life; nothing else runs in this process.
+        [mode, root, workspace, hostname, tmp_mb] if mode == "__holder" => Some(
+            crate::holder::holder_main(Path::new(root), Path::new(workspace), hostname, tmp_mb),
+        ),
         _ => None,
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, RwLock};
 use crate::config::{Config, IsolationMode};
 use crate::error::SandboxError;
 use crate::isolation::{self, Isolated, Limits};
+use crate::workspace;
 
 /// Terminated ids remembered so late calls get 409 instead of 404.
 const TOMBSTONES: usize = 4096;
@@ -76,16 +77,12 @@ pub struct Spawned {
     pub pgid: Option<u32>,
 }
 
-/// Kills a spawned command's whole tree.
+/// Kills a spawned command's whole tree: its cgroups under full isolation, else its
+/// process group.
 pub async fn kill_tree(cgroups: &[PathBuf], pgid: Option<u32>) {
     if cgroups.is_empty() {
         if let Some(pgid) = pgid {
-            let _ = tokio::process::Command::new("kill")
-                .args(["-9", &format!("-{pgid}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await;
+            isolation::kill_group(pgid);
         }
     } else {
         isolation::kill_cgroups(cgroups).await;
@@ -150,6 +147,31 @@ impl Sandbox {
             "isolation": match config.isolation { IsolationMode::Full => "full", IsolationMode::None => "none" },
             "resources": {"memory_mb": self.limits.memory_mb, "pids": self.limits.pids, "cpu": self.limits.cpus},
         })
+    }
+}
+
+/// Removes what a previous run of the service left under its `--root` when it died without
+/// terminating its sandboxes (their processes died with it: see the holder's lifeline).
+pub async fn recover(config: &Config) {
+    let Ok(mut entries) = tokio::fs::read_dir(&config.root).await else {
+        return;
+    };
+    let mut stale = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("sbx_") {
+            continue;
+        }
+        if config.isolation == IsolationMode::Full {
+            isolation::remove_stale(&name).await;
+        }
+        if let Err(e) = tokio::fs::remove_dir_all(entry.path()).await {
+            tracing::warn!(sandbox = %name, error = %e, "cannot remove a stale sandbox");
+        }
+        stale += 1;
+    }
+    if stale > 0 {
+        tracing::warn!(stale, root = %config.root.display(), "removed sandboxes left by an earlier run");
     }
 }
 
@@ -259,9 +281,14 @@ impl Manager {
         })?;
         let isolated = match self.config.isolation {
             IsolationMode::Full => {
-                chown(&workspace, self.config.uid).await?;
-                match isolation::start(&id, &dir, &workspace, self.config.uid, request.limits).await
-                {
+                chown(&workspace, self.config.uid)?;
+                let setup = isolation::Setup {
+                    uid: self.config.uid,
+                    limits: request.limits,
+                    rlimits: self.config.rlimits,
+                    helper_binary: self.config.helper_binary.clone(),
+                };
+                match isolation::start(&id, &dir, &workspace, setup).await {
                     Ok(isolated) => Some(isolated),
                     Err(e) => {
                         let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -580,9 +607,10 @@ impl Manager {
             }
         };
         // Background processes may keep the pipes open; take what came within a moment.
-        let grace = Duration::from_millis(200);
-        let stdout = collect(stdout, grace).await;
-        let stderr = collect(stderr, grace).await;
+        // One deadline for both pipes.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        let stdout = collect(stdout, deadline).await;
+        let stderr = collect(stderr, deadline).await;
         let exit_code = status
             .map(|s| {
                 use std::os::unix::process::ExitStatusExt;
@@ -590,6 +618,7 @@ impl Manager {
             })
             .unwrap_or(-1);
         let oom_killed = isolation::oom_kills(&exec_cgroups) > 0;
+        isolation::release_exec_cgroups(&exec_cgroups).await;
         Ok(ExecResult {
             stdout,
             stderr,
@@ -601,30 +630,31 @@ impl Manager {
         })
     }
 
-    /// Host path of a workspace path, refusing any symlink on the way (a sandbox can plant
-    /// symlinks in its workspace; the service never follows them).
-    pub async fn host_path(&self, sandbox: &Sandbox, path: &str) -> Result<PathBuf, SandboxError> {
+    /// Runs a workspace operation off the async threads; paths are cleaned first.
+    async fn on_workspace<T: Send + 'static>(
+        &self,
+        sandbox: &Sandbox,
+        path: &str,
+        op: impl FnOnce(&Path, &str) -> Result<T, workspace::FileError> + Send + 'static,
+    ) -> Result<T, SandboxError> {
         let inside = sandbox_path(path)?;
-        let mut host = sandbox.workspace.clone();
-        for part in inside
-            .trim_start_matches("/workspace")
-            .split('/')
-            .filter(|p| !p.is_empty())
-        {
-            host.push(part);
-            if let Ok(meta) = tokio::fs::symlink_metadata(&host).await {
-                if meta.file_type().is_symlink() {
-                    return Err(SandboxError::BadRequest {
-                        param: "path".into(),
-                        message: format!("invalid path '{path}': it goes through a symlink"),
-                    });
-                }
-            }
-        }
-        Ok(host)
+        let root = sandbox.workspace.clone();
+        let shown = path.to_owned();
+        let outcome = tokio::task::spawn_blocking(move || op(&root, &inside))
+            .await
+            .map_err(|e| SandboxError::Internal(e.to_string()))?;
+        outcome.map_err(|e| match e {
+            workspace::FileError::NotFound => SandboxError::FileNotFound(shown),
+            workspace::FileError::Invalid(why) => SandboxError::BadRequest {
+                param: "path".into(),
+                message: format!("invalid path '{shown}': {why}"),
+            },
+            workspace::FileError::TooLarge => SandboxError::TooLarge(self.config.max_body_bytes),
+            workspace::FileError::Io(why) => SandboxError::Internal(why),
+        })
     }
 
-    /// Writes a file in the workspace, as the sandbox user.
+    /// Writes a file in the workspace, owned by the sandbox user.
     pub async fn write_file(
         &self,
         sandbox: &Sandbox,
@@ -632,86 +662,24 @@ impl Manager {
         bytes: &[u8],
     ) -> Result<u64, SandboxError> {
         let _busy = sandbox.busy.read().await;
-        let host = self.host_path(sandbox, path).await?;
-        if host == sandbox.workspace {
-            return Err(SandboxError::BadRequest {
-                param: "path".into(),
-                message: "path names the workspace itself".into(),
-            });
-        }
-        if let Some(parent) = host.parent() {
-            // Create missing directories one by one, re-checking that none is a symlink.
-            let mut dir = sandbox.workspace.clone();
-            for part in parent
-                .strip_prefix(&sandbox.workspace)
-                .map_err(|_| SandboxError::Internal("path outside workspace".into()))?
-                .components()
-            {
-                dir.push(part);
-                match tokio::fs::symlink_metadata(&dir).await {
-                    Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
-                        return Err(SandboxError::BadRequest {
-                            param: "path".into(),
-                            message: format!("invalid path '{path}': a parent is not a directory"),
-                        })
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        tokio::fs::create_dir(&dir)
-                            .await
-                            .map_err(|e| SandboxError::Internal(e.to_string()))?;
-                        self.give_to_sandbox(&dir).await?;
-                    }
-                }
-            }
-        }
-        if tokio::fs::symlink_metadata(&host)
-            .await
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            return Err(SandboxError::BadRequest {
-                param: "path".into(),
-                message: format!("invalid path '{path}': it is a symlink"),
-            });
-        }
-        // Write to a fresh temporary name, then rename over: never opens through a link.
-        let tmp = host.with_file_name(format!(".janus-write-{}", janus_core::random_hex(6)));
-        tokio::fs::write(&tmp, bytes)
-            .await
-            .map_err(|e| SandboxError::Internal(e.to_string()))?;
-        self.give_to_sandbox(&tmp).await?;
-        tokio::fs::rename(&tmp, &host)
-            .await
-            .map_err(|e| SandboxError::Internal(e.to_string()))?;
-        Ok(bytes.len() as u64)
-    }
-
-    async fn give_to_sandbox(&self, path: &Path) -> Result<(), SandboxError> {
-        if self.config.isolation == IsolationMode::Full {
-            chown(path, self.config.uid).await?;
-        }
-        Ok(())
+        let owner = (self.config.isolation == IsolationMode::Full).then_some(self.config.uid);
+        let bytes = bytes.to_vec();
+        let size = bytes.len() as u64;
+        self.on_workspace(sandbox, path, move |root, inside| {
+            workspace::write(root, inside, &bytes, owner)
+        })
+        .await?;
+        Ok(size)
     }
 
     /// Reads a file of the workspace.
     pub async fn read_file(&self, sandbox: &Sandbox, path: &str) -> Result<Vec<u8>, SandboxError> {
         let _busy = sandbox.busy.read().await;
-        let host = self.host_path(sandbox, path).await?;
-        let meta = tokio::fs::symlink_metadata(&host)
-            .await
-            .map_err(|_| SandboxError::FileNotFound(path.to_owned()))?;
-        if !meta.is_file() {
-            return Err(SandboxError::BadRequest {
-                param: "path".into(),
-                message: format!("'{path}' is not a regular file"),
-            });
-        }
-        if meta.len() > self.config.max_body_bytes as u64 {
-            return Err(SandboxError::TooLarge(self.config.max_body_bytes));
-        }
-        tokio::fs::read(&host)
-            .await
-            .map_err(|_| SandboxError::FileNotFound(path.to_owned()))
+        let limit = self.config.max_body_bytes as u64;
+        self.on_workspace(sandbox, path, move |root, inside| {
+            workspace::read(root, inside, limit)
+        })
+        .await
     }
 
     /// The bytes of `/workspace/artifacts/<name>` and their MIME type.
@@ -729,45 +697,20 @@ impl Manager {
     /// Lists a workspace directory.
     pub async fn list_files(&self, sandbox: &Sandbox, path: &str) -> Result<Value, SandboxError> {
         let _busy = sandbox.busy.read().await;
-        let host = self.host_path(sandbox, path).await?;
-        let mut entries = tokio::fs::read_dir(&host)
-            .await
-            .map_err(|_| SandboxError::FileNotFound(path.to_owned()))?;
-        let mut list = Vec::new();
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let Ok(meta) = entry.metadata().await else {
-                continue;
-            };
-            let kind = if meta.file_type().is_symlink() {
-                "symlink"
-            } else if meta.is_dir() {
-                "directory"
-            } else {
-                "file"
-            };
-            list.push(json!({"name": entry.file_name().to_string_lossy(), "type": kind, "size": meta.len()}));
-        }
-        list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        Ok(json!({"path": sandbox_path(path)?, "entries": list}))
+        let entries = self
+            .on_workspace(sandbox, path, workspace::list)
+            .await?
+            .into_iter()
+            .map(|e| json!({"name": e.name, "type": e.kind, "size": e.size}))
+            .collect::<Vec<_>>();
+        Ok(json!({"path": sandbox_path(path)?, "entries": entries}))
     }
 }
 
-async fn chown(path: &Path, uid: u32) -> Result<(), SandboxError> {
-    let status = tokio::process::Command::new("chown")
-        .arg("-h")
-        .arg(format!("{uid}:{uid}"))
-        .arg(path)
-        .status()
-        .await
-        .map_err(|e| SandboxError::Internal(format!("chown: {e}")))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(SandboxError::Internal(format!(
-            "chown {} failed",
-            path.display()
-        )))
-    }
+/// Hands a workspace path to the sandbox user (never following a symlink).
+fn chown(path: &Path, uid: u32) -> Result<(), SandboxError> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
+        .map_err(|e| SandboxError::Internal(format!("chown {}: {e}", path.display())))
 }
 
 type Captured = Arc<std::sync::Mutex<(Vec<u8>, u64)>>;
@@ -798,14 +741,14 @@ fn capture(
     (out, task)
 }
 
-/// What was captured; waits up to `grace` for the pipe to close (a background process
+/// What was captured; waits until `deadline` for the pipe to close (a background process
 /// may hold it open), then takes what arrived.
 async fn collect(
     (out, task): (Captured, Option<tokio::task::JoinHandle<()>>),
-    grace: Duration,
+    deadline: tokio::time::Instant,
 ) -> String {
     if let Some(mut task) = task {
-        if tokio::time::timeout(grace, &mut task).await.is_err() {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
             task.abort();
         }
     }

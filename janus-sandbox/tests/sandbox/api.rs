@@ -221,7 +221,11 @@ async fn files_api_rejects_escapes() {
 
 #[tokio::test]
 async fn bad_input_gets_precise_errors() {
-    let service = start(IsolationMode::None, |c| c.api_key = Some("k".into())).await;
+    let service = start(IsolationMode::None, |c| {
+        c.api_key = Some("k".into());
+        c.max_body_bytes = 4096;
+    })
+    .await;
     let unauthorized = service.post("/api/sandboxes", json!({})).await;
     assert_eq!(unauthorized.status, 401);
     let keyed = janus_client::HttpClient::new(Some("k".into()));
@@ -276,6 +280,12 @@ async fn bad_input_gets_precise_errors() {
         .await
         .unwrap();
     assert_eq!(not_json.status, 400);
+    let huge = post(
+        &format!("/api/sandboxes/{id}/files/write"),
+        json!({"path": "big", "content": "x".repeat(5000)}),
+    )
+    .await;
+    assert_eq!(huge.status, 413);
     let unknown = post(&format!("/api/sandboxes/{id}/nothing"), json!({})).await;
     assert_eq!(unknown.status, 404);
     service.stop().await;
@@ -283,12 +293,31 @@ async fn bad_input_gets_precise_errors() {
 
 #[tokio::test]
 async fn ttl_expiry_reaps_and_the_id_then_answers_404() {
-    let service = start(IsolationMode::None, |_| {}).await;
+    if !require_root() {
+        return;
+    }
+    let service = start(IsolationMode::Full, |_| {}).await;
     let id = service.create(json!({"ttl_seconds": 1})).await;
+    service
+        .exec(&id, "sleep 60 >/dev/null 2>&1 & trap '' TERM; exit 0")
+        .await;
+    assert!(crate::isolation::processes_of(std::slice::from_ref(&id)).len() >= 3);
     tokio::time::sleep(Duration::from_millis(1700)).await;
     let response = service.get(&format!("/api/sandboxes/{id}")).await;
     assert_eq!(response.status, 404);
+    let exec = service
+        .post(
+            &format!("/api/sandboxes/{id}/exec"),
+            json!({"command": "true"}),
+        )
+        .await;
+    assert_eq!(exec.status, 404);
     assert!(!service.root.join(&id).exists());
+    // The whole tree went with it.
+    assert_eq!(
+        crate::isolation::processes_of(std::slice::from_ref(&id)),
+        Vec::<String>::new()
+    );
     service.stop().await;
 }
 

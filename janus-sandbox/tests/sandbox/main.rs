@@ -33,6 +33,7 @@ impl Service {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 
     pub async fn post(&self, path: &str, body: Value) -> FullResponse {
@@ -93,16 +94,20 @@ impl Drop for Service {
     }
 }
 
-/// Fails unless root, the way CI runs.
+/// Fails unless full isolation is available (root, util-linux), the way CI runs; skips only
+/// when a developer sets JANUS_SANDBOX_TESTS_NONROOT=skip by hand.
 pub fn require_root() -> bool {
-    if janus_sandbox::full_isolation_available().is_ok() {
+    let Err(why) = janus_sandbox::full_isolation_available() else {
         return true;
-    }
+    };
     if std::env::var("JANUS_SANDBOX_TESTS_NONROOT").as_deref() == Ok("skip") {
-        eprintln!("skipping an isolation test: not root and JANUS_SANDBOX_TESTS_NONROOT=skip");
+        eprintln!("skipping an isolation test ({why}): JANUS_SANDBOX_TESTS_NONROOT=skip");
         return false;
     }
-    panic!("isolation tests need root with util-linux and iproute2 (CI runs as root)");
+    panic!(
+        "isolation tests need full isolation, which is unavailable: {why}. CI runs as root; \
+         set JANUS_SANDBOX_TESTS_NONROOT=skip to skip them on a developer machine"
+    );
 }
 
 pub async fn start(isolation: IsolationMode, tweak: impl FnOnce(&mut Config)) -> Service {
@@ -112,6 +117,8 @@ pub async fn start(isolation: IsolationMode, tweak: impl FnOnce(&mut Config)) ->
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     config.public_url = url.clone();
+    // The holder and relay helpers are modes of the service binary, not of this test.
+    config.helper_binary = env!("CARGO_BIN_EXE_janus-sandbox").into();
     tweak(&mut config);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(janus_sandbox::run(listener, config, async move {
