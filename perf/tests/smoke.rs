@@ -1,0 +1,139 @@
+//! The harness's smoke mode inside the test command, so the harness never rots: every
+//! scenario for a few seconds against the in-package gateway stand-in, then a check that
+//! every figure was produced — sane positive numbers, zero errors. Goals are not asserted:
+//! they are what the full run reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn num(report: &Value, pointer: &str) -> f64 {
+    report
+        .pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("report has no number at {pointer}"))
+}
+
+fn positive(report: &Value, pointer: &str) {
+    let value = num(report, pointer);
+    assert!(
+        value.is_finite() && value > 0.0,
+        "{pointer} should be a positive number, got {value}"
+    );
+}
+
+fn zero(report: &Value, pointer: &str) {
+    assert_eq!(num(report, pointer), 0.0, "{pointer} should be zero");
+}
+
+fn latency_summary(report: &Value, pointer: &str) {
+    for field in ["count", "p50_us", "p99_us", "max_us"] {
+        positive(report, &format!("{pointer}/{field}"));
+    }
+    assert!(num(report, &format!("{pointer}/p99_us")) >= num(report, &format!("{pointer}/p50_us")));
+}
+
+#[test]
+fn smoke_run_produces_every_figure() {
+    let out = std::env::temp_dir().join(format!("janus-perf-smoke-test-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_janus-perf"))
+        .arg("smoke")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("janus-perf runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "smoke run failed:\n{log}");
+    let report = read_report(&out);
+
+    zero(&report, "/errors_total");
+
+    let paths = ["gateway", "direct", "hop"];
+    for path in paths {
+        latency_summary(&report, &format!("/closed_loop_c1/{path}"));
+    }
+    positive(&report, "/capacity/direct_rps");
+    positive(&report, "/capacity/gateway_rps");
+
+    let rows = report["open_loop"].as_array().expect("open_loop rows");
+    assert_eq!(rows.len(), 3, "one row per offered fraction");
+    for i in 0..rows.len() {
+        let row = format!("/open_loop/{i}");
+        positive(&report, &format!("{row}/rate_rps"));
+        for path in paths {
+            latency_summary(&report, &format!("{row}/latency/{path}"));
+        }
+        positive(&report, &format!("{row}/cpu_gateway/relay_s_per_1k"));
+        zero(&report, &format!("{row}/latency/errors"));
+    }
+
+    positive(&report, "/throughput/direct_max_rps");
+    positive(&report, "/throughput/gateway_max_rps");
+    positive(&report, "/throughput/cpu_at_max/relay_s_per_1k");
+    positive(&report, "/throughput/cpu_at_max/mock_s_per_1k");
+    positive(&report, "/throughput/cpu_at_max/ratio");
+
+    let rounds = num(&report, "/plan/rounds");
+    let streams = num(&report, "/plan/streams");
+    let chunks = num(&report, "/plan/stream/chunks");
+    for path in paths {
+        let side = format!("/streaming/{path}");
+        assert_eq!(
+            num(&report, &format!("{side}/streams_ok")),
+            rounds * streams,
+            "{side}"
+        );
+        assert_eq!(
+            num(&report, &format!("{side}/chunks")),
+            rounds * streams * chunks,
+            "{side}"
+        );
+        zero(&report, &format!("{side}/errors"));
+        for figure in ["ttft", "gap", "relay"] {
+            latency_summary(&report, &format!("{side}/{figure}"));
+        }
+    }
+
+    let idle = report["idle"].as_array().expect("idle rows");
+    assert_eq!(idle.len(), 3, "one row per idle-stream count");
+    for i in 0..idle.len() {
+        let row = format!("/idle/{i}");
+        assert_eq!(
+            num(&report, &format!("{row}/opened")),
+            num(&report, &format!("{row}/streams"))
+        );
+        for field in [
+            "rss_before_kib",
+            "rss_held_kib",
+            "rss_after_kib",
+            "max_gap_ms",
+        ] {
+            positive(&report, &format!("{row}/{field}"));
+        }
+        assert!(
+            num(&report, &format!("{row}/keepalives_per_stream")) >= 1.0,
+            "{row}: keep-alives flow"
+        );
+        assert!(num(&report, &format!("{row}/rss_per_stream_kib")).is_finite());
+        zero(&report, &format!("{row}/gaps_over_2s"));
+        zero(&report, &format!("{row}/errors"));
+    }
+
+    let goals = report["goals"].as_array().expect("goals");
+    assert_eq!(goals.len(), 11, "every goal of the issue is judged");
+    for goal in goals {
+        assert!(goal["value"].as_f64().is_some_and(f64::is_finite), "{goal}");
+    }
+    let markdown = std::fs::read_to_string(out.join("REPORT.md")).expect("REPORT.md");
+    for section in ["## Goals", "## 1.", "## 2.", "## 3.", "## 4.", "## 5."] {
+        assert!(markdown.contains(section), "REPORT.md lacks {section}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn read_report(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
+    serde_json::from_str(&text).expect("report.json is JSON")
+}
