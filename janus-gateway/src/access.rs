@@ -32,7 +32,7 @@ pub struct AccessRecord {
     pub keepalives: u64,
     /// Response bytes sent.
     pub bytes_out: u64,
-    outcome: Option<String>,
+    outcome: Option<&'static str>,
     active_stream: bool,
 }
 
@@ -88,9 +88,9 @@ impl AccessRecord {
     }
 
     /// Sets the outcome (`ok` or an error code) unless one is already set.
-    pub fn set_outcome(&mut self, outcome: &str) {
+    pub fn set_outcome(&mut self, outcome: &'static str) {
         if self.outcome.is_none() {
-            self.outcome = Some(outcome.to_owned());
+            self.outcome = Some(outcome);
         }
     }
 
@@ -108,10 +108,7 @@ impl AccessRecord {
 impl Drop for AccessRecord {
     fn drop(&mut self) {
         let duration = self.started.elapsed();
-        let outcome = self
-            .outcome
-            .take()
-            .unwrap_or_else(|| "client_disconnected".to_owned());
+        let outcome = self.outcome.take().unwrap_or("client_disconnected");
         if self.active_stream {
             self.metrics.active_streams_add(-1);
             self.metrics.observe_max_gap(self.max_gap);
@@ -126,8 +123,7 @@ impl Drop for AccessRecord {
         } else {
             self.competitor.as_str()
         };
-        self.metrics
-            .request_finished(competitor, &outcome, duration);
+        self.metrics.request_finished(competitor, outcome, duration);
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         tracing::info!(
             target: "janus_gateway::access",

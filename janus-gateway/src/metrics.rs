@@ -60,7 +60,7 @@ impl Histogram {
 /// All gateway metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String), u64>>,
+    requests: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     upstream_errors: Mutex<BTreeMap<String, u64>>,
     competitor_up: Mutex<BTreeMap<String, bool>>,
     request_duration: Histogram,
@@ -103,7 +103,22 @@ fn label(value: &str) -> String {
 impl Metrics {
     /// Counts one finished chat request.
     pub fn request_finished(&self, competitor: &str, outcome: &str, duration: Duration) {
-        bump(&self.requests, (competitor.to_owned(), outcome.to_owned()));
+        {
+            let mut map = self
+                .requests
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Look up by &str first: the counter almost always exists, so no allocation.
+            match map.get_mut(competitor).and_then(|m| m.get_mut(outcome)) {
+                Some(count) => *count += 1,
+                None => {
+                    *map.entry(competitor.to_owned())
+                        .or_default()
+                        .entry(outcome.to_owned())
+                        .or_insert(0) += 1;
+                }
+            }
+        }
         self.request_duration.observe(duration);
     }
 
@@ -156,7 +171,10 @@ impl Metrics {
                 .requests
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for ((competitor, outcome), count) in map.iter() {
+            for (competitor, outcome, count) in map
+                .iter()
+                .flat_map(|(c, m)| m.iter().map(move |(o, n)| (c, o, n)))
+            {
                 let _ = writeln!(
                     out,
                     "janus_gateway_requests_total{{competitor=\"{}\",outcome=\"{}\"}} {count}",

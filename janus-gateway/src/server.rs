@@ -47,6 +47,8 @@ struct Gateway {
     metrics: Arc<Metrics>,
     health: Arc<HealthState>,
     limits: HashMap<String, Arc<Semaphore>>,
+    /// `…/v1/chat/completions` of each competitor, parsed once.
+    chat_urls: HashMap<String, http::Uri>,
     force_stop: watch::Receiver<bool>,
 }
 
@@ -79,12 +81,22 @@ pub async fn run(
         })
         .collect();
     let grace = config.shutdown_grace;
+    let chat_urls = config
+        .competitors
+        .iter()
+        .filter_map(|c| {
+            UpstreamCall::chat_url(&c.url, &c.id)
+                .ok()
+                .map(|u| (c.id.clone(), u))
+        })
+        .collect();
     let gateway = Arc::new(Gateway {
         config,
         client,
         metrics,
         health,
         limits,
+        chat_urls,
         force_stop: force_rx,
     });
     let local = listener.local_addr()?;
@@ -195,10 +207,20 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
             !bytes.is_empty() && bytes.len() <= 200 && bytes.iter().all(|b| b.is_ascii_graphic())
         })
         .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&janus_core::new_request_id())
-                .unwrap_or_else(|_| HeaderValue::from_static("chatcmpl-unknown"))
-        })
+        .unwrap_or_else(fresh_request_id)
+}
+
+/// `chatcmpl-` + 24 hex characters: 8 random per process, then a 64-bit counter. Unique
+/// without a getrandom syscall per request.
+fn fresh_request_id() -> HeaderValue {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| janus_core::random_hex(4));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::from_str(&format!("chatcmpl-{prefix}{n:016x}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("chatcmpl-unknown"))
 }
 
 /// Constant-time comparison so key checks do not leak prefix matches through timing.
@@ -324,13 +346,15 @@ impl Gateway {
         request: Request<Incoming>,
         request_id: HeaderValue,
     ) -> Response<ResponseBody> {
-        let headers = request.headers().clone();
+        // Taken apart rather than cloned: the body goes to `prepare`, the headers stay here.
+        let (parts, body) = request.into_parts();
+        let headers = parts.headers;
         let mut record = AccessRecord::start(
             self.metrics.clone(),
             request_id.to_str().unwrap_or_default().to_owned(),
             header_string(&headers, CORRELATION_ID_HEADER),
         );
-        let prepared = match self.prepare(request, &headers, &mut record).await {
+        let prepared = match self.prepare(body, &headers, &mut record).await {
             Ok(prepared) => prepared,
             Err(error) => {
                 record.status = error.status().as_u16();
@@ -366,7 +390,7 @@ impl Gateway {
     /// Auth, body limit, validation and routing.
     async fn prepare(
         &self,
-        request: Request<Incoming>,
+        body: Incoming,
         headers: &HeaderMap,
         record: &mut AccessRecord,
     ) -> Result<Prepared, GatewayError> {
@@ -379,7 +403,7 @@ impl Gateway {
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(GatewayError::BodyTooLarge { limit });
         }
-        let body = match Limited::new(request.into_body(), limit).collect().await {
+        let body = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return Err(GatewayError::BodyTooLarge { limit })
@@ -451,8 +475,12 @@ impl Gateway {
             ),
             None => None,
         };
+        let url = match self.chat_urls.get(&competitor.id) {
+            Some(url) => url.clone(),
+            None => UpstreamCall::chat_url(&competitor.url, &competitor.id)?,
+        };
         Ok(Prepared {
-            url: UpstreamCall::chat_url(&competitor.url, &competitor.id)?,
+            url,
             competitor: competitor.clone(),
             body,
             stream,

@@ -41,6 +41,7 @@ pub fn build_client(connect_timeout: Duration) -> HttpClient {
         .timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
+        .http1_read_buf_exact_size(4096)
         .build(connector)
 }
 
