@@ -763,7 +763,7 @@ impl SandboxSession {
                 .client
                 .read_file(&self.info.id, &format!("/workspace/artifacts/{name}"))
                 .await?;
-            let mime = crate::sandy::mime_for(name);
+            let mime = janus_core::mime_type_for_name(name);
             let descriptor = if bytes.len() as u64 <= janus_core::contract::DATA_URL_MAX_BYTES {
                 ArtifactDescriptor::inline(&bytes, name, mime).map_err(|e| {
                     SandyError::Protocol {
@@ -796,30 +796,5 @@ impl SandboxSession {
             json!({"sandbox_id": self.info.id, "ok": outcome.is_ok()}),
         ))
         .await
-    }
-}
-
-/// A MIME type from a file name.
-pub fn mime_for(name: &str) -> &'static str {
-    match name
-        .rsplit('.')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "txt" | "log" => "text/plain",
-        "md" => "text/markdown",
-        "html" | "htm" => "text/html",
-        "json" => "application/json",
-        "csv" => "text/csv",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "svg" => "image/svg+xml",
-        "pdf" => "application/pdf",
-        "zip" => "application/zip",
-        _ => "application/octet-stream",
     }
 }

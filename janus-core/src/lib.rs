@@ -32,8 +32,8 @@ mod validate;
 
 pub use aggregate::ChunkAggregator;
 pub use artifact::{
-    data_url_decode, data_url_encode, sha256_hex, ArtifactDescriptor, ArtifactError, ArtifactType,
-    DataUrl,
+    data_url_decode, data_url_encode, mime_type_for_name, sha256_hex, ArtifactDescriptor,
+    ArtifactError, ArtifactType, DataUrl,
 };
 pub use chat::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice,

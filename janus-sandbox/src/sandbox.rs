@@ -691,7 +691,7 @@ impl Manager {
         let bytes = self
             .read_file(sandbox, &format!("artifacts/{name}"))
             .await?;
-        Ok((bytes, mime_for(name)))
+        Ok((bytes, janus_core::mime_type_for_name(name)))
     }
 
     /// Lists a workspace directory.
@@ -761,26 +761,4 @@ async fn collect(
         ));
     }
     text
-}
-
-/// A MIME type from a file name's extension.
-pub fn mime_for(name: &str) -> &'static str {
-    let extension = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-    match extension.as_str() {
-        "txt" | "log" => "text/plain; charset=utf-8",
-        "md" => "text/markdown; charset=utf-8",
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css",
-        "js" => "text/javascript",
-        "json" => "application/json",
-        "csv" => "text/csv",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "svg" => "image/svg+xml",
-        "pdf" => "application/pdf",
-        "zip" => "application/zip",
-        _ => "application/octet-stream",
-    }
 }

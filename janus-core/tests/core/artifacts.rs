@@ -115,3 +115,14 @@ fn ids_are_unique() {
     let id = janus_core::new_request_id();
     assert!(id.starts_with("chatcmpl-") && id.len() == 9 + 24);
 }
+
+#[test]
+fn mime_type_follows_the_file_name() {
+    assert_eq!(janus_core::mime_type_for_name("report.CSV"), "text/csv");
+    assert_eq!(janus_core::mime_type_for_name("a.b/c.png"), "image/png");
+    assert_eq!(janus_core::mime_type_for_name("notes.txt"), "text/plain");
+    assert_eq!(
+        janus_core::mime_type_for_name("Makefile"),
+        "application/octet-stream"
+    );
+}
