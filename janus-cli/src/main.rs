@@ -49,14 +49,8 @@ enum Command {
 async fn main() -> ExitCode {
     // The sandbox service runs this binary under `nsenter --net` as its relay helper.
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(outcome) = janus_sandbox::helper_main(&raw).await {
-        return match outcome {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("janus helper: {e}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) = janus_sandbox::run_helper(&raw).await {
+        return code;
     }
     let cli = Cli::parse();
     let outcome = match cli.command {

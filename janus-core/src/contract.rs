@@ -43,3 +43,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 /// W3C trace context header.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// Whether a client-sent `X-Request-Id` is kept as it is: 1-200 visible ASCII characters.
+/// Anything else is replaced by a generated id, so ids are always safe to log and forward.
+pub fn accept_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= 200 && value.iter().all(u8::is_ascii_graphic)
+}

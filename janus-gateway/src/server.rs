@@ -202,10 +202,7 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     headers
         .get(REQUEST_ID_HEADER)
-        .filter(|v| {
-            let bytes = v.as_bytes();
-            !bytes.is_empty() && bytes.len() <= 200 && bytes.iter().all(|b| b.is_ascii_graphic())
-        })
+        .filter(|v| janus_core::contract::accept_request_id(v.as_bytes()))
         .cloned()
         .unwrap_or_else(fresh_request_id)
 }

@@ -35,5 +35,5 @@ pub use api::run;
 pub use config::{parse_forward, Args, Config, IsolationMode, DEFAULT_AGENT_COMMAND, MAX_TTL};
 pub use error::SandboxError;
 pub use isolation::{full_isolation_available, Rlimits};
-pub use relay::helper_main;
+pub use relay::{helper_main, run_helper};
 pub use sandbox::sandbox_path;

@@ -9,14 +9,8 @@ use janus_sandbox::{full_isolation_available, run, Args, IsolationMode};
 async fn main() -> ExitCode {
     // Hidden helper modes, run by the service itself under `nsenter --net`.
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(outcome) = janus_sandbox::helper_main(&raw).await {
-        return match outcome {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("janus-sandbox helper: {e}");
-                ExitCode::from(1)
-            }
-        };
+    if let Some(code) = janus_sandbox::run_helper(&raw).await {
+        return code;
     }
     let args = Args::parse();
     let listen = args.listen;

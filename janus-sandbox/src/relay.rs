@@ -16,6 +16,23 @@ use std::path::Path;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
+/// Runs a hidden helper mode when the process arguments (after the program name) ask for
+/// one, and says how the process should exit; `None` for an ordinary invocation. Binaries
+/// that the service may name as `helper_binary` call this first thing in `main`.
+pub async fn run_helper(args: &[String]) -> Option<std::process::ExitCode> {
+    let outcome = helper_main(args).await?;
+    Some(match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // the helper's only channel for a failure
+            {
+                eprintln!("janus sandbox helper: {e}");
+            }
+            std::process::ExitCode::from(1)
+        }
+    })
+}
+
 /// Hidden helper entry point; `args` are the process arguments after the program name.
 /// Returns `None` when `args` is not a helper invocation.
 pub async fn helper_main(args: &[String]) -> Option<std::io::Result<()>> {
