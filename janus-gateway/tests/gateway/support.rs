@@ -322,12 +322,17 @@ impl Timed {
         max
     }
 
-    /// The `data:` payloads, in order.
-    pub fn data_events(&self) -> Vec<String> {
+    /// Everything the client received, decoded.
+    fn items(&self) -> Vec<janus_core::sse::SseItem> {
         let mut decoder = janus_core::sse::SseDecoder::new();
         let mut items = Vec::new();
         decoder.feed(&self.bytes(), &mut items).unwrap();
         items
+    }
+
+    /// The `data:` payloads, in order.
+    pub fn data_events(&self) -> Vec<String> {
+        self.items()
             .into_iter()
             .filter_map(|item| match item {
                 janus_core::sse::SseItem::Event(e) => Some(e.data),
@@ -336,11 +341,9 @@ impl Timed {
             .collect()
     }
 
+    /// The comments (keep-alives), in order.
     pub fn comments(&self) -> Vec<String> {
-        let mut decoder = janus_core::sse::SseDecoder::new();
-        let mut items = Vec::new();
-        decoder.feed(&self.bytes(), &mut items).unwrap();
-        items
+        self.items()
             .into_iter()
             .filter_map(|item| match item {
                 janus_core::sse::SseItem::Comment(c) => Some(c),
