@@ -46,4 +46,7 @@ pub use competitor::{
 pub use error::{error_chain, ErrorBody, ErrorEnvelope, ErrorKind};
 pub use ids::{new_artifact_id, new_completion_id, new_request_id, random_hex, unix_now};
 pub use stream::{ChunkDecoder, StreamDecodeError, StreamEvent};
-pub use validate::{check_request_json, validate_request, validate_value, ValidationError};
+pub use validate::{
+    check_json_document, check_request, json_depth_exceeds, strip_top_level_key, validate_request,
+    RequestSummary, ValidationError, MAX_JSON_DEPTH,
+};

@@ -1,10 +1,19 @@
 //! Request validation: bytes in, a typed [`ChatCompletionRequest`] or a precise error out.
 //!
-//! The JSON is first checked structurally, field by field, so every error names the exact
-//! path (`messages[1].content[0].image_url.url`); only then is it converted to the typed
-//! request. Fields Janus does not know are not checked: they are forwarded unchanged.
+//! The JSON is checked in one borrowed pass over the bytes: no `serde_json::Value` tree is
+//! built, objects Janus inspects are read field by field as raw slices of the input, and
+//! fields it does not know are skipped without allocating (they are forwarded unchanged).
+//! So a 10 MB body of tiny values costs about its own size, and every error names the
+//! exact path (`messages[1].content[0].image_url.url`). A key that appears twice in the
+//! request object, or in an object Janus inspects, is an error (`duplicate_key`): JSON
+//! parsers disagree on which copy wins, so the value checked would not be the value used.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserializer as _;
+use serde_json::value::RawValue;
 
 use crate::artifact::check_image_data_url;
 use crate::chat::{ChatCompletionRequest, Role};
@@ -20,7 +29,7 @@ pub struct ValidationError {
     pub param: Option<String>,
     /// Machine-readable code (`invalid_json`, `invalid_type`, `missing_required_parameter`,
     /// `empty_array`, `invalid_value`, `decimal_below_min_value`, `decimal_above_max_value`,
-    /// `integer_below_min_value`, `invalid_image_url`).
+    /// `integer_below_min_value`, `invalid_image_url`, `duplicate_key`).
     pub code: &'static str,
 }
 
@@ -104,18 +113,102 @@ impl<'a> P<'a> {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// JSON nesting deeper than this is refused (requests) or treated as invalid (responses):
+/// parsers downstream recurse, and serde_json's skipping of unknown values does not count
+/// depth.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Whether `bytes` nest arrays and objects deeper than `max` (strings are skipped, so
+/// brackets inside them do not count). Linear, no allocation; for syntactically valid or
+/// invalid input alike.
+pub fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Checks that `bytes` are one JSON document nested at most [`MAX_JSON_DEPTH`] deep,
+/// without building it (relays check each competitor event and response this way).
+pub fn check_json_document(bytes: &[u8]) -> Result<(), String> {
+    if json_depth_exceeds(bytes, MAX_JSON_DEPTH) {
+        return Err(format!("nested more than {MAX_JSON_DEPTH} levels deep"));
+    }
+    serde_json::from_slice::<IgnoredAny>(bytes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// What the gateway needs of a request it checked: routing inputs and the stream mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestSummary<'a> {
+    /// `model`.
+    pub model: Cow<'a, str>,
+    /// `stream` (false when absent).
+    pub stream: bool,
+    /// `stream_options.include_usage` (false when absent).
+    pub include_usage: bool,
+    /// `competitor_id`, when sent.
+    pub competitor_id: Option<Cow<'a, str>>,
+}
+
+/// The kind of a raw JSON value, read from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+fn kind(raw: &RawValue) -> Kind {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'n') => Kind::Null,
+        Some(b't' | b'f') => Kind::Bool,
+        Some(b'"') => Kind::String,
+        Some(b'[') => Kind::Array,
+        Some(b'{') => Kind::Object,
+        _ => Kind::Number,
     }
 }
 
-fn invalid_type(path: &P, expected: &str, got: &Value) -> ValidationError {
+fn type_name(raw: &RawValue) -> &'static str {
+    match kind(raw) {
+        Kind::Null => "null",
+        Kind::Bool => "a boolean",
+        Kind::Number => "a number",
+        Kind::String => "a string",
+        Kind::Array => "an array",
+        Kind::Object => "an object",
+    }
+}
+
+fn invalid_type(path: &P, expected: &str, got: &RawValue) -> ValidationError {
     let path = path.render();
     ValidationError::new(
         "invalid_type",
@@ -136,6 +229,14 @@ fn missing(path: &P) -> ValidationError {
     )
 }
 
+fn duplicate(path: String) -> ValidationError {
+    ValidationError::new(
+        "duplicate_key",
+        Some(path.clone()),
+        format!("duplicate key '{path}': each key may appear only once"),
+    )
+}
+
 /// `message` gets the rendered path to mention.
 fn invalid_value(path: &P, message: impl FnOnce(&str) -> String) -> ValidationError {
     let path = path.render();
@@ -143,40 +244,279 @@ fn invalid_value(path: &P, message: impl FnOnce(&str) -> String) -> ValidationEr
     ValidationError::new("invalid_value", Some(path), message)
 }
 
-/// Parses and validates a chat-completion request body.
-pub fn validate_request(body: &[u8]) -> Result<ChatCompletionRequest, ValidationError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ValidationError::new(
-            "invalid_json",
-            None,
-            format!("request body is not valid JSON: {e}"),
-        )
-    })?;
-    validate_value(value)
+fn invalid_json(e: impl std::fmt::Display) -> ValidationError {
+    ValidationError::new(
+        "invalid_json",
+        None,
+        format!("request body is not valid JSON: {e}"),
+    )
 }
 
-/// Checks an already parsed JSON body without converting it, for relays that forward the
-/// JSON as it is and only need to know that it is valid.
-pub fn check_request_json(value: &Value) -> Result<(), ValidationError> {
-    let Value::Object(root) = value else {
-        return Err(ValidationError::new(
-            "invalid_type",
-            None,
-            format!(
-                "request body must be a JSON object, but got {}",
-                type_name(value)
-            ),
-        ));
+/// A string value, borrowed from the input unless it has escapes.
+#[derive(serde::Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if kind(raw) != Kind::String {
+        return None;
+    }
+    serde_json::from_str::<Str<'_>>(raw.get()).ok().map(|s| s.0)
+}
+
+fn number(raw: &RawValue) -> Option<serde_json::Number> {
+    if kind(raw) != Kind::Number {
+        return None;
+    }
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// A key of an object, borrowed unless escaped.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The fields `names` of a raw object, as raw values; other keys are skipped without
+/// allocating. `Err(Some(i))`: `names[i]` appears twice; `Err(None)`: not an object.
+fn fields<'a, const N: usize>(
+    raw: &'a RawValue,
+    names: [&'static str; N],
+) -> Result<[Option<&'a RawValue>; N], Option<usize>> {
+    struct Fields<const N: usize> {
+        names: [&'static str; N],
+    }
+    impl<'de, const N: usize> Visitor<'de> for Fields<N> {
+        type Value = Result<[Option<&'de RawValue>; N], usize>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found: [Option<&'de RawValue>; N] = [None; N];
+            let mut repeated = None;
+            while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                match self.names.iter().position(|name| *name == key) {
+                    Some(i) if found[i].is_some() => {
+                        repeated.get_or_insert(i);
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    Some(i) => found[i] = Some(map.next_value::<&'de RawValue>()?),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(match repeated {
+                Some(i) => Err(i),
+                None => Ok(found),
+            })
+        }
+    }
+    if kind(raw) != Kind::Object {
+        return Err(None);
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    match de.deserialize_map(Fields { names }) {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(i)) => Err(Some(i)),
+        // The raw value was already checked JSON; treat the impossible as "not an object".
+        Err(_) => Err(None),
+    }
+}
+
+/// [`fields`] with the errors a check reports: not an object → invalid type at `path`;
+/// a duplicate → `duplicate_key` at `path.<name>`.
+fn object<'a, const N: usize>(
+    path: &P,
+    raw: &'a RawValue,
+    names: [&'static str; N],
+) -> Result<[Option<&'a RawValue>; N], ValidationError> {
+    fields(raw, names).map_err(|e| match e {
+        Some(i) => duplicate(path.key(names[i]).render()),
+        None => invalid_type(path, "an object", raw),
+    })
+}
+
+/// Calls `check` on each element of a raw array as it is read (no list is built, so a
+/// huge array of tiny values costs nothing and the first bad element ends the walk).
+/// Returns the number of elements; not an array → invalid type at `path`.
+fn each_element<'a>(
+    path: &P,
+    raw: &'a RawValue,
+    expected: &str,
+    mut check: impl FnMut(usize, &'a RawValue) -> Check,
+) -> Result<usize, ValidationError> {
+    struct Elements<'c, F> {
+        check: &'c mut F,
+        failed: &'c RefCell<Option<ValidationError>>,
+    }
+    impl<'de, F: FnMut(usize, &'de RawValue) -> Check> Visitor<'de> for Elements<'_, F> {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while let Some(element) = seq.next_element::<&'de RawValue>()? {
+                if let Err(e) = (self.check)(n, element) {
+                    *self.failed.borrow_mut() = Some(e);
+                    return Err(serde::de::Error::custom("check failed"));
+                }
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+    if kind(raw) != Kind::Array {
+        return Err(invalid_type(path, expected, raw));
+    }
+    let failed = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let counted = de.deserialize_seq(Elements {
+        check: &mut check,
+        failed: &failed,
+    });
+    match (failed.into_inner(), counted) {
+        (Some(e), _) => Err(e),
+        (None, Ok(n)) => Ok(n),
+        (None, Err(e)) => Err(invalid_json(e)),
+    }
+}
+
+/// The request object's members: known fields as raw values, duplicates of any key found.
+struct Root<'a> {
+    fields: [Option<&'a RawValue>; ROOT_FIELDS.len()],
+    duplicate: Option<String>,
+}
+
+const ROOT_FIELDS: [&str; 14] = [
+    "model",
+    "messages",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stream",
+    "stream_options",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "user",
+    "metadata",
+    "competitor_id",
+    // Not checked, but a duplicate would change what the competitor sees.
+    "n",
+];
+
+/// Keys of a request object beyond which duplicates are found with a set, not a scan.
+const LINEAR_KEY_SCAN: usize = 16;
+
+impl<'de> serde::Deserialize<'de> for Root<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RootVisitor;
+        impl<'de> Visitor<'de> for RootVisitor {
+            type Value = Root<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Root<'de>, A::Error> {
+                let mut root = Root {
+                    fields: [None; ROOT_FIELDS.len()],
+                    duplicate: None,
+                };
+                let mut seen: Vec<Cow<'de, str>> = Vec::new();
+                let mut seen_set: std::collections::HashSet<Cow<'de, str>> =
+                    std::collections::HashSet::new();
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let repeated = if seen.len() < LINEAR_KEY_SCAN {
+                        let repeated = seen.contains(&key);
+                        seen.push(key.clone());
+                        repeated
+                    } else {
+                        if seen_set.is_empty() {
+                            seen_set.extend(seen.iter().cloned());
+                        }
+                        !seen_set.insert(key.clone())
+                    };
+                    if repeated && root.duplicate.is_none() {
+                        root.duplicate = Some(key.clone().into_owned());
+                    }
+                    match ROOT_FIELDS.iter().position(|name| *name == key) {
+                        Some(i) => root.fields[i] = Some(map.next_value::<&'de RawValue>()?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(root)
+            }
+        }
+        d.deserialize_map(RootVisitor)
+    }
+}
+
+fn top_level_kind(body: &[u8]) -> &'static str {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// Checks a request body in one borrowed pass and returns what routing needs. Fields Janus
+/// does not know are not checked: they are forwarded unchanged.
+pub fn check_request(body: &[u8]) -> Result<RequestSummary<'_>, ValidationError> {
+    if json_depth_exceeds(body, MAX_JSON_DEPTH) {
+        return Err(invalid_json(format_args!(
+            "nested more than {MAX_JSON_DEPTH} levels deep"
+        )));
+    }
+    let text = std::str::from_utf8(body).map_err(|e| invalid_json(e))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let root = match serde::Deserialize::deserialize(&mut de) {
+        Ok(root) => root,
+        Err(e) if e.is_data() => {
+            return Err(ValidationError::new(
+                "invalid_type",
+                None,
+                format!(
+                    "request body must be a JSON object, but got {}",
+                    top_level_kind(body)
+                ),
+            ))
+        }
+        Err(e) => return Err(invalid_json(e)),
     };
-    check_root(root)
+    de.end().map_err(invalid_json)?;
+    check_root(&root)
 }
 
-/// Validates an already parsed JSON body and converts it to the typed request.
-pub fn validate_value(value: Value) -> Result<ChatCompletionRequest, ValidationError> {
-    check_request_json(&value)?;
+/// Parses and validates a chat-completion request body into the typed request.
+pub fn validate_request(body: &[u8]) -> Result<ChatCompletionRequest, ValidationError> {
+    check_request(body)?;
     // The structural checks cover every typed field, so this conversion only fails on a
     // case they missed; the path still names the field.
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         ValidationError::new(
             "invalid_value",
@@ -186,105 +526,163 @@ pub fn validate_value(value: Value) -> Result<ChatCompletionRequest, ValidationE
     })
 }
 
-fn check_root(root: &Map<String, Value>) -> Check {
-    let model = P::root("model");
-    match root.get("model") {
-        None => return Err(missing(&model)),
-        Some(Value::String(name)) if name.trim().is_empty() => {
-            return Err(invalid_value(&model, |_| {
-                "'model' must not be empty".into()
-            }))
+/// `body` without the request object's `key` member (the gateway strips `competitor_id`).
+/// Every other member keeps its bytes exactly, in order.
+pub fn strip_top_level_key(body: &[u8], key: &str) -> Result<Vec<u8>, ValidationError> {
+    struct Members<'k>(&'k str);
+    impl<'de> Visitor<'de> for Members<'_> {
+        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
         }
-        Some(Value::String(_)) => {}
-        Some(other) => return Err(invalid_type(&model, "a string", other)),
-    }
-    let messages_path = P::root("messages");
-    match root.get("messages") {
-        None => return Err(missing(&messages_path)),
-        Some(Value::Array(messages)) if messages.is_empty() => {
-            return Err(ValidationError::new(
-                "empty_array",
-                Some("messages".into()),
-                "'messages' must contain at least one message".into(),
-            ))
-        }
-        Some(Value::Array(messages)) => {
-            for (i, message) in messages.iter().enumerate() {
-                check_message(&messages_path.index(i), message)?;
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut members = Vec::new();
+            while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+                let value = map.next_value::<&'de RawValue>()?;
+                if name != self.0 {
+                    members.push((name, value));
+                }
             }
+            Ok(members)
         }
-        Some(other) => return Err(invalid_type(&messages_path, "an array", other)),
     }
-    check_number_range(root, "temperature", 0.0, 2.0)?;
-    check_number_range(root, "top_p", 0.0, 1.0)?;
-    check_max_tokens(root)?;
-    check_optional(root, "stream", "a boolean", Value::is_boolean)?;
-    if let Some(options) = root.get("stream_options") {
-        let path = P::root("stream_options");
-        let Value::Object(options) = options else {
-            return Err(invalid_type(&path, "an object", options));
-        };
-        if let Some(include) = options.get("include_usage") {
-            if !include.is_boolean() {
-                return Err(invalid_type(
-                    &path.key("include_usage"),
-                    "a boolean",
-                    include,
+    let text = std::str::from_utf8(body).map_err(invalid_json)?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = de.deserialize_map(Members(key)).map_err(invalid_json)?;
+    let mut out = Vec::with_capacity(body.len());
+    out.push(b'{');
+    for (i, (name, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, name.as_ref()).map_err(invalid_json)?;
+        out.push(b':');
+        out.extend_from_slice(value.get().as_bytes());
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+fn root_field<'a>(root: &Root<'a>, name: &str) -> Option<&'a RawValue> {
+    ROOT_FIELDS
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|i| root.fields[i])
+}
+
+fn check_root<'a>(root: &Root<'a>) -> Result<RequestSummary<'a>, ValidationError> {
+    if let Some(key) = &root.duplicate {
+        return Err(duplicate(key.clone()));
+    }
+    let model_path = P::root("model");
+    let model = match root_field(root, "model") {
+        None => return Err(missing(&model_path)),
+        Some(raw) => match string(raw) {
+            Some(name) if name.trim().is_empty() => {
+                return Err(invalid_value(&model_path, |_| {
+                    "'model' must not be empty".into()
+                }))
+            }
+            Some(name) => name,
+            None => return Err(invalid_type(&model_path, "a string", raw)),
+        },
+    };
+    let messages_path = P::root("messages");
+    match root_field(root, "messages") {
+        None => return Err(missing(&messages_path)),
+        Some(raw) => {
+            let count = each_element(&messages_path, raw, "an array", |i, message| {
+                check_message(&messages_path.index(i), message)
+            })?;
+            if count == 0 {
+                return Err(ValidationError::new(
+                    "empty_array",
+                    Some("messages".into()),
+                    "'messages' must contain at least one message".into(),
                 ));
             }
         }
     }
-    check_tools(root)?;
-    if let Some(choice) = root.get("tool_choice") {
-        let path = P::root("tool_choice");
-        match choice {
-            Value::String(mode) if matches!(mode.as_str(), "none" | "auto" | "required") => {}
-            Value::String(mode) => {
-                return Err(invalid_value(&path, |_| {
-                    format!(
-                        "invalid value for 'tool_choice': '{mode}' (expected 'none', 'auto', 'required' or an object)"
-                    )
-                }))
-            }
-            Value::Object(_) => {}
-            other => return Err(invalid_type(&path, "a string or an object", other)),
+    check_number_range(root, "temperature", 0.0, 2.0)?;
+    check_number_range(root, "top_p", 0.0, 1.0)?;
+    check_max_tokens(root)?;
+    let stream = match root_field(root, "stream") {
+        None => false,
+        Some(raw) => match raw.get() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(invalid_type(&P::root("stream"), "a boolean", raw)),
+        },
+    };
+    let mut include_usage = false;
+    if let Some(options) = root_field(root, "stream_options") {
+        let path = P::root("stream_options");
+        let [include] = object(&path, options, ["include_usage"])?;
+        if let Some(include) = include {
+            include_usage = match include.get() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(invalid_type(
+                        &path.key("include_usage"),
+                        "a boolean",
+                        include,
+                    ))
+                }
+            };
         }
     }
-    if let Some(format) = root.get("response_format") {
+    check_tools(root)?;
+    if let Some(choice) = root_field(root, "tool_choice") {
+        let path = P::root("tool_choice");
+        match kind(choice) {
+            Kind::String => {
+                let mode = string(choice).unwrap_or_default();
+                if !matches!(mode.as_ref(), "none" | "auto" | "required") {
+                    return Err(invalid_value(&path, |_| {
+                        format!(
+                            "invalid value for 'tool_choice': '{mode}' (expected 'none', 'auto', 'required' or an object)"
+                        )
+                    }));
+                }
+            }
+            Kind::Object => {}
+            _ => return Err(invalid_type(&path, "a string or an object", choice)),
+        }
+    }
+    if let Some(format) = root_field(root, "response_format") {
         let path = P::root("response_format");
-        let Value::Object(format) = format else {
-            return Err(invalid_type(&path, "an object", format));
-        };
-        match format.get("type") {
+        let [kind_field] = object(&path, format, ["type"])?;
+        match kind_field {
             None => return Err(missing(&path.key("type"))),
-            Some(Value::String(_)) => {}
+            Some(raw) if kind(raw) == Kind::String => {}
             Some(other) => return Err(invalid_type(&path.key("type"), "a string", other)),
         }
     }
-    check_optional(root, "user", "a string", Value::is_string)?;
-    check_optional(root, "metadata", "an object", Value::is_object)?;
-    check_optional(root, "competitor_id", "a string", Value::is_string)?;
-    Ok(())
+    check_optional(root, "user", "a string", Kind::String)?;
+    check_optional(root, "metadata", "an object", Kind::Object)?;
+    check_optional(root, "competitor_id", "a string", Kind::String)?;
+    Ok(RequestSummary {
+        model,
+        stream,
+        include_usage,
+        competitor_id: root_field(root, "competitor_id").and_then(string),
+    })
 }
 
-fn check_optional(
-    root: &Map<String, Value>,
-    key: &'static str,
-    expected: &str,
-    ok: fn(&Value) -> bool,
-) -> Check {
-    match root.get(key) {
-        Some(value) if !ok(value) => Err(invalid_type(&P::root(key), expected, value)),
+fn check_optional(root: &Root<'_>, key: &'static str, expected: &str, want: Kind) -> Check {
+    match root_field(root, key) {
+        Some(raw) if kind(raw) != want => Err(invalid_type(&P::root(key), expected, raw)),
         _ => Ok(()),
     }
 }
 
-fn check_number_range(root: &Map<String, Value>, key: &'static str, min: f64, max: f64) -> Check {
-    let Some(value) = root.get(key) else {
+fn check_number_range(root: &Root<'_>, key: &'static str, min: f64, max: f64) -> Check {
+    let Some(raw) = root_field(root, key) else {
         return Ok(());
     };
-    let Some(number) = value.as_f64() else {
-        return Err(invalid_type(&P::root(key), "a number", value));
+    let Some(number) = number(raw).and_then(|n| n.as_f64()) else {
+        return Err(invalid_type(&P::root(key), "a number", raw));
     };
     if number < min {
         return Err(ValidationError::new(
@@ -303,8 +701,8 @@ fn check_number_range(root: &Map<String, Value>, key: &'static str, min: f64, ma
     Ok(())
 }
 
-fn check_max_tokens(root: &Map<String, Value>) -> Check {
-    let Some(value) = root.get("max_tokens") else {
+fn check_max_tokens(root: &Root<'_>) -> Check {
+    let Some(raw) = root_field(root, "max_tokens") else {
         return Ok(());
     };
     let below = |n: &dyn std::fmt::Display| {
@@ -314,157 +712,170 @@ fn check_max_tokens(root: &Map<String, Value>) -> Check {
             format!("invalid 'max_tokens': {n} is below the minimum of 1"),
         )
     };
-    match value {
-        Value::Number(n) if n.as_u64() == Some(0) => Err(below(n)),
-        Value::Number(n) if n.is_u64() => Ok(()),
-        Value::Number(n) if n.is_i64() => Err(below(n)),
-        other => Err(invalid_type(&P::root("max_tokens"), "an integer", other)),
+    match number(raw) {
+        Some(n) if n.as_u64() == Some(0) => Err(below(&n)),
+        Some(n) if n.is_u64() => Ok(()),
+        Some(n) if n.is_i64() => Err(below(&n)),
+        _ => Err(invalid_type(&P::root("max_tokens"), "an integer", raw)),
     }
 }
 
 /// A required string field: missing, or not a string, is an error.
-fn require_string<'v>(
-    object: &'v Map<String, Value>,
+fn require_string<'a>(
+    field: Option<&'a RawValue>,
     path: &P,
     key: &'static str,
-) -> Result<&'v str, ValidationError> {
-    match object.get(key) {
+) -> Result<Cow<'a, str>, ValidationError> {
+    match field {
         None => Err(missing(&path.key(key))),
-        Some(Value::String(text)) => Ok(text),
-        Some(other) => Err(invalid_type(&path.key(key), "a string", other)),
+        Some(raw) => string(raw).ok_or_else(|| invalid_type(&path.key(key), "a string", raw)),
     }
 }
 
-fn check_tools(root: &Map<String, Value>) -> Check {
-    let Some(tools) = root.get("tools") else {
+fn check_tools(root: &Root<'_>) -> Check {
+    let Some(tools) = root_field(root, "tools") else {
         return Ok(());
     };
     let tools_path = P::root("tools");
-    let Value::Array(tools) = tools else {
-        return Err(invalid_type(&tools_path, "an array", tools));
-    };
-    for (i, tool) in tools.iter().enumerate() {
+    each_element(&tools_path, tools, "an array", |i, tool| {
         let path = tools_path.index(i);
-        let Value::Object(tool) = tool else {
-            return Err(invalid_type(&path, "an object", tool));
-        };
-        if require_string(tool, &path, "type")? == "function" {
+        let [kind_field, function] = object(&path, tool, ["type", "function"])?;
+        if require_string(kind_field, &path, "type")? == "function" {
             let function_path = path.key("function");
-            match tool.get("function") {
+            match function {
                 None => return Err(missing(&function_path)),
-                Some(Value::Object(function)) => {
-                    if require_string(function, &function_path, "name")?.is_empty() {
+                Some(function) => {
+                    let [name] = object(&function_path, function, ["name"])?;
+                    if require_string(name, &function_path, "name")?.is_empty() {
                         return Err(invalid_value(&function_path.key("name"), |_| {
                             "function name must not be empty".into()
                         }));
                     }
                 }
-                Some(other) => return Err(invalid_type(&function_path, "an object", other)),
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
+    .map(|_| ())
 }
 
-fn check_message(path: &P, message: &Value) -> Check {
-    let Value::Object(message) = message else {
-        return Err(invalid_type(path, "an object", message));
-    };
+fn is_absent_or_null(field: Option<&RawValue>) -> bool {
+    field.is_none_or(|raw| kind(raw) == Kind::Null)
+}
+
+fn check_message(path: &P, message: &RawValue) -> Check {
+    let [role_field, name, content, tool_calls, reasoning, tool_call_id] = object(
+        path,
+        message,
+        [
+            "role",
+            "name",
+            "content",
+            "tool_calls",
+            "reasoning_content",
+            "tool_call_id",
+        ],
+    )?;
     let role_path = path.key("role");
-    let role = match message.get("role") {
+    let role = match role_field {
         None => return Err(missing(&role_path)),
-        Some(Value::String(name)) => Role::parse(name).ok_or_else(|| {
-            invalid_value(&role_path, |rendered| {
-                format!(
-                    "invalid value for '{rendered}': '{name}' (expected one of 'system', 'developer', 'user', 'assistant', 'tool')"
-                )
-            })
-        })?,
-        Some(other) => return Err(invalid_type(&role_path, "a string", other)),
+        Some(raw) => match string(raw) {
+            Some(name) => Role::parse(&name).ok_or_else(|| {
+                invalid_value(&role_path, |rendered| {
+                    format!(
+                        "invalid value for '{rendered}': '{name}' (expected one of 'system', 'developer', 'user', 'assistant', 'tool')"
+                    )
+                })
+            })?,
+            None => return Err(invalid_type(&role_path, "a string", raw)),
+        },
     };
-    match message.get("name") {
-        None | Some(Value::String(_)) => {}
-        Some(other) => return Err(invalid_type(&path.key("name"), "a string", other)),
+    if let Some(name) = name {
+        if kind(name) != Kind::String {
+            return Err(invalid_type(&path.key("name"), "a string", name));
+        }
     }
     let content_path = path.key("content");
     match role {
         Role::Assistant => {
-            let has_tool_calls = match message.get("tool_calls") {
+            let has_tool_calls = match tool_calls {
                 None => false,
-                Some(Value::Array(calls)) => {
+                Some(calls) => {
                     let calls_path = path.key("tool_calls");
-                    for (i, call) in calls.iter().enumerate() {
-                        check_tool_call(&calls_path.index(i), call)?;
-                    }
-                    !calls.is_empty()
-                }
-                Some(other) => {
-                    return Err(invalid_type(&path.key("tool_calls"), "an array", other))
+                    let count = each_element(&calls_path, calls, "an array", |i, call| {
+                        check_tool_call(&calls_path.index(i), call)
+                    })?;
+                    count > 0
                 }
             };
-            match message.get("content") {
-                None | Some(Value::Null) if has_tool_calls => {}
-                None | Some(Value::Null) => return Err(missing(&content_path)),
+            match content {
+                _ if is_absent_or_null(content) && has_tool_calls => {}
+                _ if is_absent_or_null(content) => return Err(missing(&content_path)),
                 Some(content) => check_content(&content_path, content, role)?,
+                None => {}
             }
-            match message.get("reasoning_content") {
-                None | Some(Value::Null) | Some(Value::String(_)) => {}
-                Some(other) => {
+            if let Some(reasoning) = reasoning {
+                if !matches!(kind(reasoning), Kind::Null | Kind::String) {
                     return Err(invalid_type(
                         &path.key("reasoning_content"),
                         "a string",
-                        other,
-                    ))
+                        reasoning,
+                    ));
                 }
             }
         }
         Role::Tool => {
-            match message.get("tool_call_id") {
-                None | Some(Value::Null) => return Err(missing(&path.key("tool_call_id"))),
-                Some(Value::String(_)) => {}
+            match tool_call_id {
+                _ if is_absent_or_null(tool_call_id) => {
+                    return Err(missing(&path.key("tool_call_id")))
+                }
+                Some(raw) if kind(raw) == Kind::String => {}
                 Some(other) => {
                     return Err(invalid_type(&path.key("tool_call_id"), "a string", other))
                 }
+                None => {}
             }
-            match message.get("content") {
-                None | Some(Value::Null) => return Err(missing(&content_path)),
+            match content {
+                _ if is_absent_or_null(content) => return Err(missing(&content_path)),
                 Some(content) => check_content(&content_path, content, role)?,
+                None => {}
             }
         }
-        Role::System | Role::Developer | Role::User => match message.get("content") {
-            None | Some(Value::Null) => return Err(missing(&content_path)),
+        Role::System | Role::Developer | Role::User => match content {
+            _ if is_absent_or_null(content) => return Err(missing(&content_path)),
             Some(content) => check_content(&content_path, content, role)?,
+            None => {}
         },
     }
     Ok(())
 }
 
-fn check_tool_call(path: &P, call: &Value) -> Check {
-    let Value::Object(call) = call else {
-        return Err(invalid_type(path, "an object", call));
-    };
-    require_string(call, path, "id")?;
-    match call.get("type") {
-        None | Some(Value::String(_)) => {}
-        Some(other) => return Err(invalid_type(&path.key("type"), "a string", other)),
+fn check_tool_call(path: &P, call: &RawValue) -> Check {
+    let [id, kind_field, function] = object(path, call, ["id", "type", "function"])?;
+    require_string(id, path, "id")?;
+    if let Some(raw) = kind_field {
+        if kind(raw) != Kind::String {
+            return Err(invalid_type(&path.key("type"), "a string", raw));
+        }
     }
     let function_path = path.key("function");
-    let Some(function) = call.get("function") else {
+    let Some(function) = function else {
         return Err(missing(&function_path));
     };
-    let Value::Object(function) = function else {
-        return Err(invalid_type(&function_path, "an object", function));
-    };
-    require_string(function, &function_path, "name")?;
-    require_string(function, &function_path, "arguments")?;
+    let [name, arguments] = object(&function_path, function, ["name", "arguments"])?;
+    require_string(name, &function_path, "name")?;
+    require_string(arguments, &function_path, "arguments")?;
     Ok(())
 }
 
-fn check_content(path: &P, content: &Value, role: Role) -> Check {
-    match content {
-        Value::String(_) => Ok(()),
-        Value::Array(parts) => {
-            if parts.is_empty() && role != Role::Assistant {
+fn check_content(path: &P, content: &RawValue, role: Role) -> Check {
+    match kind(content) {
+        Kind::String => Ok(()),
+        Kind::Array => {
+            let count = each_element(path, content, "a string or an array of parts", |i, part| {
+                check_part(&path.index(i), part)
+            })?;
+            if count == 0 && role != Role::Assistant {
                 let rendered = path.render();
                 return Err(ValidationError::new(
                     "empty_array",
@@ -472,43 +883,40 @@ fn check_content(path: &P, content: &Value, role: Role) -> Check {
                     format!("'{rendered}' must contain at least one part"),
                 ));
             }
-            for (i, part) in parts.iter().enumerate() {
-                check_part(&path.index(i), part)?;
-            }
             Ok(())
         }
-        other => Err(invalid_type(path, "a string or an array of parts", other)),
+        _ => Err(invalid_type(path, "a string or an array of parts", content)),
     }
 }
 
-fn check_part(path: &P, part: &Value) -> Check {
-    let Value::Object(part) = part else {
-        return Err(invalid_type(path, "an object", part));
-    };
-    match require_string(part, path, "type")? {
-        "text" => require_string(part, path, "text").map(|_| ()),
-        "image_url" => check_image_url(&path.key("image_url"), part.get("image_url")),
+fn check_part(path: &P, part: &RawValue) -> Check {
+    let [kind_field, text, image_url] = object(path, part, ["type", "text", "image_url"])?;
+    match require_string(kind_field, path, "type")?.as_ref() {
+        "text" => require_string(text, path, "text").map(|_| ()),
+        "image_url" => check_image_url(&path.key("image_url"), image_url),
         // Unknown part kinds are forwarded unchanged (contract.md §1).
         _ => Ok(()),
     }
 }
 
-fn check_image_url(path: &P, image_url: Option<&Value>) -> Check {
+fn check_image_url(path: &P, image_url: Option<&RawValue>) -> Check {
     let Some(image_url) = image_url else {
         return Err(missing(path));
     };
-    let Value::Object(image_url) = image_url else {
-        return Err(invalid_type(path, "an object", image_url));
-    };
-    let url = require_string(image_url, path, "url")?;
-    check_url(&path.key("url"), url)?;
-    match image_url.get("detail") {
+    let [url, detail] = object(path, image_url, ["url", "detail"])?;
+    let url = require_string(url, path, "url")?;
+    check_url(&path.key("url"), &url)?;
+    match detail {
         None => Ok(()),
-        Some(Value::String(detail)) if matches!(detail.as_str(), "auto" | "low" | "high") => Ok(()),
-        Some(Value::String(detail)) => Err(invalid_value(&path.key("detail"), |rendered| {
-            format!("invalid value for '{rendered}': '{detail}' (expected 'auto', 'low' or 'high')")
-        })),
-        Some(other) => Err(invalid_type(&path.key("detail"), "a string", other)),
+        Some(raw) => match string(raw) {
+            Some(detail) if matches!(detail.as_ref(), "auto" | "low" | "high") => Ok(()),
+            Some(detail) => Err(invalid_value(&path.key("detail"), |rendered| {
+                format!(
+                    "invalid value for '{rendered}': '{detail}' (expected 'auto', 'low' or 'high')"
+                )
+            })),
+            None => Err(invalid_type(&path.key("detail"), "a string", raw)),
+        },
     }
 }
 

@@ -1,13 +1,29 @@
 //! Gateway configuration: flags, environment variables and a TOML file, merged with flags
 //! over env over file over the documented defaults.
 
-use std::io::IsTerminal;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use janus_http::{ApiKeys, EnvPrefix, ServeConfig, ServeFile, ServeFlags};
 use serde::Deserialize;
+
+pub use janus_http::LogFormat;
+
+/// The gateway's environment prefix for the serving settings (`JANUS_HEADER_READ_TIMEOUT`,
+/// …); each client connection may cost an upstream connection too.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayEnv;
+
+impl EnvPrefix for GatewayEnv {
+    const PREFIX: &'static str = "JANUS_";
+    const DESCRIPTORS_PER_CONNECTION: u64 = 2;
+}
+
+/// Largest competitor JSON response relayed in non-streaming mode, by default.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why the configuration is unusable; the message names the bad setting.
 #[derive(Debug, thiserror::Error)]
@@ -36,16 +52,6 @@ fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
         setting: setting.to_owned(),
         reason: reason.into(),
     }
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable lines.
-    Pretty,
 }
 
 /// Command-line flags; each has an environment variable and a documented default.
@@ -167,11 +173,35 @@ pub struct Args {
         hide_env = true
     )]
     pub cold_start_backoff: Option<String>,
+
+    /// Answer 404 model_not_found for a model that names no competitor, instead of routing it to the default [env: JANUS_STRICT_MODELS] [default: false]
+    #[arg(
+        long,
+        env = "JANUS_STRICT_MODELS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        hide_env = true
+    )]
+    pub strict_models: Option<bool>,
+
+    /// Largest non-streaming competitor response relayed; larger is a 502 [env: JANUS_MAX_RESPONSE_BYTES] [default: 16777216]
+    #[arg(
+        long,
+        env = "JANUS_MAX_RESPONSE_BYTES",
+        value_name = "BYTES",
+        hide_env = true
+    )]
+    pub max_response_bytes: Option<u64>,
+
+    /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
+    #[command(flatten)]
+    pub serve: ServeFlags<GatewayEnv>,
 }
 
 /// The `--config` file.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
     default_competitor: Option<String>,
@@ -185,8 +215,15 @@ struct FileConfig {
     health_interval: Option<String>,
     cold_start_attempts: Option<u32>,
     cold_start_backoff: Option<String>,
+    strict_models: Option<bool>,
+    max_response_bytes: Option<u64>,
     #[serde(default, rename = "competitor")]
     competitors: Vec<FileCompetitor>,
+    #[serde(flatten)]
+    serve: ServeFile,
+    /// Whatever is left: refused by name (flatten rules out `deny_unknown_fields`).
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,10 +289,14 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Request body limit.
     pub max_body_bytes: usize,
-    /// Grace period for in-flight streams on shutdown.
-    pub shutdown_grace: Duration,
-    /// Accepted API keys; empty means no authentication.
-    pub api_keys: Vec<String>,
+    /// Accepted API keys; `None` means no authentication.
+    pub api_keys: Option<ApiKeys>,
+    /// Refuse unknown models (404 `model_not_found`) instead of using the default.
+    pub strict_models: bool,
+    /// Largest non-streaming competitor response relayed (502 beyond it).
+    pub max_response_bytes: usize,
+    /// Connection handling, including the shutdown grace period for in-flight streams.
+    pub serve: ServeConfig,
     /// Log format.
     pub log_format: LogFormat,
     /// Interval of background health probes.
@@ -279,8 +320,10 @@ impl Config {
             request_timeout: janus_core::contract::DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
             max_body_bytes: janus_core::contract::MAX_BODY_BYTES,
-            shutdown_grace: Duration::from_secs(30),
-            api_keys: Vec::new(),
+            api_keys: None,
+            strict_models: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            serve: default_serve(),
             log_format: LogFormat::Json,
             health_interval: Duration::from_secs(10),
             retry: RetryPolicy::default(),
@@ -291,6 +334,14 @@ impl Config {
     pub fn competitor(&self, id: &str) -> Option<&CompetitorConfig> {
         self.competitors.iter().find(|c| c.id == id)
     }
+}
+
+/// The serving defaults, with the connection cap of a proxy.
+fn default_serve() -> ServeConfig {
+    let mut serve = ServeConfig::default();
+    serve.max_connections =
+        janus_http::default_max_connections(GatewayEnv::DESCRIPTORS_PER_CONNECTION);
+    serve
 }
 
 /// A competitor from `ID=URL`.
@@ -370,7 +421,17 @@ impl Args {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        if let Some(key) = file.unknown.keys().next() {
+            return Err(ConfigError::File {
+                path: self.config.clone().unwrap_or_default(),
+                reason: format!("unknown field `{key}`"),
+            });
+        }
         let mut config = Config::with_competitors(Vec::new());
+        config.serve = self
+            .serve
+            .resolve(&file.serve, config.serve)
+            .map_err(|e| invalid(e.setting, e.reason))?;
 
         if let Some(listen) = self.listen.or(file.listen) {
             config.listen = listen
@@ -466,7 +527,7 @@ impl Args {
             (
                 "--shutdown-grace",
                 self.shutdown_grace.or(file.shutdown_grace),
-                &mut config.shutdown_grace,
+                &mut config.serve.shutdown_grace,
             ),
             (
                 "--health-interval",
@@ -503,22 +564,25 @@ impl Args {
             }
             config.retry.max_attempts = attempts;
         }
-        config.api_keys = match self.api_keys {
-            Some(keys) => keys
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            None => file.api_keys.unwrap_or_default(),
-        };
-        config.log_format = self.log_format.or(file.log_format).unwrap_or_else(|| {
-            if std::io::stderr().is_terminal() {
-                LogFormat::Pretty
-            } else {
-                LogFormat::Json
+        // Set but empty is a mistake, never "no authentication".
+        config.api_keys = match (self.api_keys, file.api_keys) {
+            (Some(keys), _) => {
+                Some(ApiKeys::parse(&keys).map_err(|e| invalid("--api-keys", e.to_string()))?)
             }
-        });
+            (None, Some(keys)) => {
+                Some(ApiKeys::new(&keys).map_err(|e| invalid("api_keys", e.to_string()))?)
+            }
+            (None, None) => None,
+        };
+        config.strict_models = self.strict_models.or(file.strict_models).unwrap_or(false);
+        if let Some(bytes) = self.max_response_bytes.or(file.max_response_bytes) {
+            if bytes == 0 {
+                return Err(invalid("--max-response-bytes", "must be at least 1"));
+            }
+            config.max_response_bytes = usize::try_from(bytes)
+                .map_err(|_| invalid("--max-response-bytes", "too large for this machine"))?;
+        }
+        config.log_format = LogFormat::or_detect(self.log_format.or(file.log_format));
         Ok(config)
     }
 }

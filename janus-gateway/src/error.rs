@@ -11,21 +11,18 @@ pub enum GatewayError {
     /// The request body failed validation.
     #[error("{0}")]
     Invalid(ValidationError),
-    /// The body is over the configured limit.
-    #[error("request body exceeds {limit} bytes")]
-    BodyTooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// The request body could not be read from the client.
-    #[error("could not read the request body: {0}")]
-    BodyRead(String),
+    /// The body is over the limit, did not arrive in time (408), or broke off.
+    #[error("{0}")]
+    Body(janus_http::BodyError),
     /// API keys are configured and the request has none or a wrong one.
     #[error("{0}")]
-    Unauthorized(&'static str),
+    Unauthorized(janus_http::AuthError),
     /// `competitor_id` names no configured competitor.
     #[error("competitor '{0}' is not registered")]
     CompetitorNotFound(String),
+    /// `--strict-models` is on and `model` names no competitor.
+    #[error("model '{0}' is not a competitor of this gateway (see GET /v1/models)")]
+    ModelNotFound(String),
     /// The competitor is at its concurrency limit.
     #[error("competitor '{0}' is at its concurrent request limit; retry shortly")]
     CompetitorBusy(String),
@@ -95,12 +92,12 @@ impl GatewayError {
     /// HTTP status when the response has not started.
     pub fn status(&self) -> StatusCode {
         match self {
-            GatewayError::Invalid(_) | GatewayError::BodyRead(_) => StatusCode::BAD_REQUEST,
-            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Invalid(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Body(e) => e.status(),
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            GatewayError::CompetitorNotFound(_) | GatewayError::NotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            GatewayError::CompetitorNotFound(_)
+            | GatewayError::ModelNotFound(_)
+            | GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::CompetitorBusy(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::UpstreamStatus {
@@ -119,16 +116,16 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             GatewayError::Invalid(e) => e.code,
-            GatewayError::BodyTooLarge { .. } => "request_too_large",
-            GatewayError::BodyRead(_) => "body_read_error",
+            GatewayError::Body(e) => e.code(),
             GatewayError::Unauthorized(_) => "invalid_api_key",
             GatewayError::CompetitorNotFound(_) => "competitor_not_found",
+            GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::CompetitorBusy(_) => "competitor_busy",
             GatewayError::NotFound(_) => "not_found",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::Unreachable { .. } => "upstream_unreachable",
             GatewayError::UpstreamStatus { .. } => "upstream_error",
-            GatewayError::InvalidUpstream { .. } => "upstream_invalid_response",
+            GatewayError::InvalidUpstream { .. } => "upstream_invalid",
             GatewayError::UpstreamReset { .. } => "upstream_reset",
             GatewayError::Timeout { .. } => "upstream_timeout",
             GatewayError::ShuttingDown => "shutting_down",
@@ -159,10 +156,11 @@ impl GatewayError {
             _ => {}
         }
         let kind = match self {
+            GatewayError::Body(janus_http::BodyError::Timeout { .. }) => ErrorKind::Timeout,
             GatewayError::Invalid(_)
-            | GatewayError::BodyTooLarge { .. }
-            | GatewayError::BodyRead(_)
+            | GatewayError::Body(_)
             | GatewayError::CompetitorNotFound(_)
+            | GatewayError::ModelNotFound(_)
             | GatewayError::NotFound(_)
             | GatewayError::MethodNotAllowed { .. } => ErrorKind::InvalidRequest,
             GatewayError::Unauthorized(_) => ErrorKind::Authentication,
@@ -173,6 +171,7 @@ impl GatewayError {
         let envelope = ErrorEnvelope::new(kind, self.to_string(), Some(self.code()));
         match self {
             GatewayError::CompetitorNotFound(_) => envelope.with_param("competitor_id"),
+            GatewayError::ModelNotFound(_) => envelope.with_param("model"),
             _ => envelope,
         }
     }

@@ -8,7 +8,8 @@
 //!
 //! Map of the crate:
 //! - `config`: flags, environment and TOML file → [`Config`].
-//! - `server`: [`run`] — the accept loop, graceful shutdown and request dispatch.
+//! - `server`: [`run`] — request dispatch: auth, validation, routing (connections, timeouts,
+//!   drain and request ids are `janus-http`'s).
 //! - `relay`: the streaming body ([`RelayBody`]).
 //! - `upstream`: the pooled competitor client, cold-start retries.
 //! - `health`: background `/health` probes of competitors.
@@ -25,16 +26,12 @@ mod server;
 mod upstream;
 
 pub use config::{
-    parse_competitor, Args, CompetitorConfig, Config, ConfigError, LogFormat, RetryPolicy,
+    parse_competitor, Args, CompetitorConfig, Config, ConfigError, GatewayEnv, LogFormat,
+    RetryPolicy, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use error::GatewayError;
 pub use metrics::Metrics;
 pub use relay::{RelayBody, RelayOptions};
-pub use server::{run, ResponseBody};
+pub use server::{run, ResponseBody, COMPETITOR_HEADER};
 
-/// Installs the global tracing subscriber (`RUST_LOG` filters, default `info`).
-pub fn init_logging(format: LogFormat) {
-    janus_core::runtime::init_logging(format == LogFormat::Json);
-}
-
-pub use janus_core::runtime::shutdown_signal;
+pub use janus_http::{init_logging, shutdown_signal};

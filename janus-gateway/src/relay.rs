@@ -83,8 +83,11 @@ pub struct RelayOptions {
     pub competitor: String,
     /// Silence before a keep-alive comment.
     pub keepalive_interval: Duration,
-    /// Total time the stream may take.
+    /// Total time the request may take (named in the timeout error).
     pub timeout: Duration,
+    /// When the request ends: its start (the client's first byte of headers) plus
+    /// `timeout`, so time spent receiving the body counts too.
+    pub deadline: Instant,
     /// Raised by the upstream future while it waits between cold-start attempts.
     pub warming: Arc<AtomicBool>,
     /// Held until the stream ends (per-competitor concurrency).
@@ -111,7 +114,7 @@ impl RelayBody {
             done_seen: false,
             keepalive_interval: options.keepalive_interval,
             keepalive: Box::pin(tokio::time::sleep_until(now + options.keepalive_interval)),
-            deadline: Box::pin(tokio::time::sleep_until(now + options.timeout)),
+            deadline: Box::pin(tokio::time::sleep_until(options.deadline)),
             timeout: options.timeout,
             shutdown: Box::pin(shutdown),
             warming: options.warming,
@@ -182,10 +185,13 @@ impl RelayBody {
                 done_at = Some(i);
                 break;
             }
-            // One JSON syntax check per event (no allocation: IgnoredAny). The contract turns
+            // One JSON check per event (syntax and depth, no allocation). The contract turns
             // a malformed event into an error event, and a client must never see a broken one.
-            if serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_err() {
-                malformed = Some(crate::upstream::summarize(event.data.as_bytes()));
+            if let Err(why) = janus_core::check_json_document(event.data.as_bytes()) {
+                malformed = Some(format!(
+                    "{why}: {}",
+                    crate::upstream::summarize(event.data.as_bytes())
+                ));
                 break;
             }
         }

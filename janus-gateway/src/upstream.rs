@@ -10,11 +10,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use janus_core::contract::{
     CHAT_COMPLETIONS_PATH, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, TRACEPARENT_HEADER,
 };
 use janus_core::ErrorEnvelope;
+use janus_http::{TraceContext, TRACESTATE_HEADER};
 
 use crate::config::RetryPolicy;
 use crate::error::GatewayError;
@@ -29,31 +29,28 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// And for at most this long.
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Builds the pooled client: `TCP_NODELAY`, a connect timeout, a pool timer so idle
-/// connections are reaped.
+/// Builds the pooled client (janus-http's, with a small fixed read buffer: many streams,
+/// small events).
 pub fn build_client(connect_timeout: Duration) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .http1_read_buf_exact_size(4096)
-        .build(connector)
+    janus_http::build_client_with(
+        janus_http::ClientOptions::new(connect_timeout).read_buf_exact_size(4096),
+    )
 }
+
+/// Header the reference forwards so a client can force the baseline's agent path.
+pub const BASELINE_AGENT_HEADER: &str = "x-baseline-agent";
 
 /// Tracing headers forwarded to the competitor.
 #[derive(Debug, Clone)]
 pub struct ForwardHeaders {
     /// `X-Request-Id` (always set: the client's or a generated one).
     pub request_id: HeaderValue,
-    /// `X-Correlation-ID`, when the client sent it.
+    /// `X-Correlation-ID`, when the client sent a valid one.
     pub correlation_id: Option<HeaderValue>,
-    /// `traceparent`, when the client sent it.
-    pub traceparent: Option<HeaderValue>,
+    /// The client's valid `traceparent` (with `tracestate`), else a trace started here.
+    pub trace: TraceContext,
+    /// `X-Baseline-Agent`, when the client sent a short printable one.
+    pub baseline_agent: Option<HeaderValue>,
 }
 
 /// One call to a competitor.
@@ -97,8 +94,12 @@ impl UpstreamCall {
         if let Some(value) = &self.headers.correlation_id {
             builder = builder.header(CORRELATION_ID_HEADER, value.clone());
         }
-        if let Some(value) = &self.headers.traceparent {
-            builder = builder.header(TRACEPARENT_HEADER, value.clone());
+        builder = builder.header(TRACEPARENT_HEADER, self.headers.trace.traceparent.clone());
+        if let Some(value) = &self.headers.trace.tracestate {
+            builder = builder.header(TRACESTATE_HEADER, value.clone());
+        }
+        if let Some(value) = &self.headers.baseline_agent {
+            builder = builder.header(BASELINE_AGENT_HEADER, value.clone());
         }
         builder
             .body(Full::new(self.body.clone()))

@@ -408,3 +408,96 @@ fn vendor_fields_are_kept_for_forwarding() {
     let back = serde_json::to_value(&request).unwrap();
     assert_eq!(back, serde_json::from_slice::<Value>(body).unwrap());
 }
+
+// Issue 10: `{"temperature":5,"temperature":1,…}` was validated on the last value and
+// forwarded as sent, so the competitor received 5.
+#[test]
+fn duplicate_keys_are_refused_where_janus_looks() {
+    let cases: [(&[u8], &str); 6] = [
+        (
+            br#"{"model":"m","temperature":5,"temperature":1,"messages":[{"role":"user","content":"x"}]}"#,
+            "temperature",
+        ),
+        (
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"messages":[{"role":"user","content":"y"}]}"#,
+            "messages",
+        ),
+        (
+            br#"{"model":"m","messages":[],"vendor":1,"vendor":2}"#,
+            "vendor",
+        ),
+        (
+            br#"{"model":"m","messages":[{"role":"user","role":"system","content":"x"}]}"#,
+            "messages[0].role",
+        ),
+        (
+            br#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://a.example/x.png","url":"data:,"}}]}]}"#,
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true,"include_usage":false}}"#,
+            "stream_options.include_usage",
+        ),
+    ];
+    for (body, param) in cases {
+        let err = janus_core::check_request(body).unwrap_err();
+        assert_eq!(err.code, "duplicate_key", "{param}: {err:?}");
+        assert_eq!(err.param.as_deref(), Some(param));
+    }
+    // Objects Janus does not inspect are forwarded untouched, duplicates and all.
+    let nested = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"metadata":{"a":1,"a":2},"x":{"k":1,"k":2}}"#;
+    assert!(janus_core::check_request(nested).is_ok());
+}
+
+#[test]
+fn the_summary_carries_what_routing_needs() {
+    let body = br#"{"model":"m\u0031","stream":true,"stream_options":{"include_usage":true},"competitor_id":"c","messages":[{"role":"user","content":"x"}]}"#;
+    let summary = janus_core::check_request(body).unwrap();
+    assert_eq!(summary.model, "m1");
+    assert!(summary.stream);
+    assert!(summary.include_usage);
+    assert_eq!(summary.competitor_id.as_deref(), Some("c"));
+    let plain =
+        janus_core::check_request(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
+            .unwrap();
+    assert!(!plain.stream && !plain.include_usage && plain.competitor_id.is_none());
+}
+
+#[test]
+fn stripping_a_key_keeps_every_other_byte() {
+    let body = br#"{"model":"m", "competitor_id":"c","messages":[{"role":"user","content":"x y"}],"x\"q":{"k" : [1, 2.50]}}"#;
+    let stripped = janus_core::strip_top_level_key(body, "competitor_id").unwrap();
+    assert_eq!(
+        String::from_utf8(stripped).unwrap(),
+        r#"{"model":"m","messages":[{"role":"user","content":"x y"}],"x\"q":{"k" : [1, 2.50]}}"#
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let depth = 100_000;
+    let mut body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"x":"#.to_vec();
+    body.extend(std::iter::repeat_n(b'[', depth));
+    body.extend(std::iter::repeat_n(b']', depth));
+    body.push(b'}');
+    let err = janus_core::check_request(&body).unwrap_err();
+    assert_eq!(err.code, "invalid_json");
+    assert!(janus_core::json_depth_exceeds(&body, 128));
+    // Brackets inside strings do not count; 128 levels are fine.
+    assert!(!janus_core::json_depth_exceeds(br#"["[[[[\"[["]"#, 1));
+    let ok = format!("{}{}", "[".repeat(128), "]".repeat(128));
+    assert!(!janus_core::json_depth_exceeds(ok.as_bytes(), 128));
+}
+
+#[test]
+fn huge_arrays_of_tiny_values_are_walked_not_collected() {
+    // 2 MB of `1,`: the first element is already wrong, and the error says so.
+    let mut body = br#"{"model":"m","messages":["#.to_vec();
+    for _ in 0..1_000_000 {
+        body.extend_from_slice(b"1,");
+    }
+    body.extend_from_slice(b"1]}");
+    let err = janus_core::check_request(&body).unwrap_err();
+    assert_eq!(err.param.as_deref(), Some("messages[0]"));
+    assert_eq!(err.code, "invalid_type");
+}

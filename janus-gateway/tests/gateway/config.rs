@@ -64,7 +64,7 @@ url = "http://127.0.0.1:7002"
     assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
     assert_eq!(config.keepalive_interval, Duration::from_millis(500));
     assert_eq!(config.request_timeout, Duration::from_secs(60));
-    assert_eq!(config.api_keys, vec!["from-file".to_owned()]);
+    assert_eq!(config.api_keys.as_ref().map(|k| k.len()), Some(1));
     // The flag's competitor list wins; the file's options for "a" still apply.
     assert_eq!(config.competitors.len(), 1);
     let a = &config.competitors[0];
@@ -98,8 +98,8 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.request_timeout, Duration::from_secs(300));
     assert_eq!(config.connect_timeout, Duration::from_secs(5));
     assert_eq!(config.max_body_bytes, 10 * 1024 * 1024);
-    assert_eq!(config.shutdown_grace, Duration::from_secs(30));
-    assert!(config.api_keys.is_empty());
+    assert_eq!(config.serve.shutdown_grace, Duration::from_secs(30));
+    assert!(config.api_keys.is_none());
     assert_eq!(config.retry.max_attempts, 6);
     assert_eq!(config.retry.initial_backoff, Duration::from_secs(2));
     assert_eq!(config.retry.max_backoff, Duration::from_secs(15));

@@ -96,10 +96,10 @@ async fn wrong_content_type() {
     .await;
     let gateway = Gateway::start(test_config(vec![competitor.config("a")])).await;
     let streamed = call(gateway.addr, chat_request(&stream_body("m"))).await;
-    assert_stream_error(&streamed, "upstream_invalid_response");
+    assert_stream_error(&streamed, "upstream_invalid");
     let plain = call(gateway.addr, chat_request(&plain_body("m"))).await;
     assert_eq!(plain.status, 502);
-    assert_eq!(plain.json()["error"]["code"], "upstream_invalid_response");
+    assert_eq!(plain.json()["error"]["code"], "upstream_invalid");
 }
 
 #[tokio::test]
@@ -108,7 +108,7 @@ async fn invalid_json_in_a_non_stream_answer() {
     let gateway = Gateway::start(test_config(vec![competitor.config("a")])).await;
     let plain = call(gateway.addr, chat_request(&plain_body("m"))).await;
     assert_eq!(plain.status, 502);
-    assert_eq!(plain.json()["error"]["code"], "upstream_invalid_response");
+    assert_eq!(plain.json()["error"]["code"], "upstream_invalid");
 }
 
 #[tokio::test]
@@ -118,7 +118,7 @@ async fn oversize_event() {
         Competitor::start(move |_, _| Script::sse(vec![send(chunk("ok")), send(&huge)])).await;
     let gateway = Gateway::start(test_config(vec![competitor.config("a")])).await;
     let streamed = call(gateway.addr, chat_request(&stream_body("m"))).await;
-    assert_stream_error(&streamed, "upstream_invalid_response");
+    assert_stream_error(&streamed, "upstream_invalid");
     assert!(streamed.text().starts_with(&chunk("ok")));
     assert!(
         streamed.bytes().len() < 10_000,
@@ -138,7 +138,7 @@ async fn malformed_event_never_reaches_the_client() {
     .await;
     let gateway = Gateway::start(test_config(vec![competitor.config("a")])).await;
     let streamed = call(gateway.addr, chat_request(&stream_body("m"))).await;
-    assert_stream_error(&streamed, "upstream_invalid_response");
+    assert_stream_error(&streamed, "upstream_invalid");
     // Only the error message quotes it; the malformed event itself is never relayed.
     assert!(
         !streamed.text().contains("data: {\"broken\""),

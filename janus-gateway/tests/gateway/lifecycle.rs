@@ -95,7 +95,7 @@ async fn graceful_shutdown_lets_streams_finish_then_ends_the_rest() {
     })
     .await;
     let mut config = test_config(vec![competitor.config("a")]);
-    config.shutdown_grace = Duration::from_millis(1500);
+    config.serve.shutdown_grace = Duration::from_millis(1500);
     let mut gateway = Gateway::start(config).await;
     let short = tokio::spawn(call(gateway.addr, chat_request(&stream_body("a"))));
     assert!(eventually(Duration::from_secs(2), || competitor.requests().len() == 1).await);

@@ -97,7 +97,7 @@ async fn forwards_the_body_unchanged_except_competitor_id() {
 async fn propagates_tracing_headers_and_never_the_authorization() {
     let a = Competitor::start(|_, _| Script::json(200, COMPLETION)).await;
     let mut config = test_config(vec![a.config("a")]);
-    config.api_keys = vec!["secret-key".into()];
+    config.api_keys = Some(janus_http::ApiKeys::parse("secret-key").unwrap());
     let gateway = Gateway::start(config).await;
     let request = Request::post("/v1/chat/completions")
         .header("content-type", "application/json")
@@ -211,7 +211,7 @@ async fn client_errors_get_precise_envelopes() {
     );
 
     // 401 when keys are configured.
-    config.api_keys = vec!["k1".into(), "k2".into()];
+    config.api_keys = Some(janus_http::ApiKeys::parse("k1,k2").unwrap());
     let gateway = Gateway::start(config).await;
     let response = call(gateway.addr, chat_request(&plain_body("a"))).await;
     assert_eq!(response.status, 401);

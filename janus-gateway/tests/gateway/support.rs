@@ -285,7 +285,7 @@ pub fn test_config(competitors: Vec<CompetitorConfig>) -> Config {
     config.health_interval = Duration::from_millis(200);
     config.retry.initial_backoff = Duration::from_millis(50);
     config.retry.max_backoff = Duration::from_millis(200);
-    config.shutdown_grace = Duration::from_secs(5);
+    config.serve.shutdown_grace = Duration::from_secs(5);
     config
 }
 
