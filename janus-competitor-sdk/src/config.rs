@@ -26,9 +26,11 @@ pub struct ServeConfig {
     /// Base of artifact URLs, e.g. `http://my-competitor:8080`; `/artifacts/<id>` is
     /// appended. When unset, the request's `Host` is used.
     pub public_base_url: Option<String>,
-    /// After shutdown is asked for, in-flight requests get this long to finish; streams
-    /// still running then end with an error event and `[DONE]` (default 8 s).
-    pub shutdown_grace: Duration,
+    /// Connection handling from `janus-http`: header-read, body and idle timeouts, the
+    /// connection cap, and `shutdown_grace` — after shutdown is asked for, in-flight
+    /// requests get this long; streams still running then end with an error event and
+    /// `[DONE]` (default 8 s here).
+    pub connections: janus_http::ServeConfig,
     /// The version `/health` reports (default: the SDK's version).
     pub version: String,
 }
@@ -41,20 +43,26 @@ impl Default for ServeConfig {
             max_body_bytes: MAX_BODY_BYTES,
             artifact_dir: std::env::temp_dir().join("janus-artifacts"),
             public_base_url: None,
-            shutdown_grace: Duration::from_secs(8),
+            connections: default_connections(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }
 }
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line (the default, like the gateway's).
-    #[default]
-    Json,
-    /// Human-readable lines.
-    Pretty,
+pub use janus_http::LogFormat;
+
+/// The SDK's environment prefix for the serving settings (`JANUS_HEADER_READ_TIMEOUT`, …).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SdkEnv;
+
+impl janus_http::EnvPrefix for SdkEnv {
+    const PREFIX: &'static str = "JANUS_";
+}
+
+fn default_connections() -> janus_http::ServeConfig {
+    let mut connections = janus_http::ServeConfig::default();
+    connections.shutdown_grace = Duration::from_secs(8);
+    connections
 }
 
 /// The flags and environment variables of a competitor binary. [`run`](crate::run) parses
@@ -101,9 +109,13 @@ pub struct Args {
     )]
     pub shutdown_grace: Option<String>,
 
-    /// Log format [env: JANUS_LOG_FORMAT] [default: json]
+    /// Log format [env: JANUS_LOG_FORMAT] [default: json when stderr is not a terminal, else pretty]
     #[arg(long, env = "JANUS_LOG_FORMAT", value_enum, hide_env = true)]
     pub log_format: Option<LogFormat>,
+
+    /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
+    #[command(flatten)]
+    pub serve: janus_http::ServeFlags<SdkEnv>,
 }
 
 /// A flag or environment variable that does not parse.
@@ -129,6 +141,9 @@ pub enum ConfigError {
     /// `--public-url` is not an http(s) URL.
     #[error("--public-url must start with http:// or https://, got {0:?}")]
     InvalidPublicUrl(String),
+    /// A serving setting (`--header-read-timeout`, …) is unusable.
+    #[error("{0}")]
+    Serve(#[from] janus_http::SettingError),
 }
 
 fn duration(
@@ -179,7 +194,17 @@ impl Args {
                 return Err(ConfigError::InvalidPublicUrl(url.clone()));
             }
         }
+        let mut connections = self.serve.resolve(
+            &janus_http::ServeFile::default(),
+            defaults.connections.clone(),
+        )?;
+        connections.shutdown_grace = duration(
+            "shutdown-grace",
+            self.shutdown_grace.as_deref(),
+            defaults.connections.shutdown_grace,
+        )?;
         Ok(ServeConfig {
+            connections,
             keepalive_interval: duration(
                 "keepalive",
                 self.keepalive.as_deref(),
@@ -189,11 +214,6 @@ impl Args {
                 "request-timeout",
                 self.request_timeout.as_deref(),
                 defaults.request_timeout,
-            )?,
-            shutdown_grace: duration(
-                "shutdown-grace",
-                self.shutdown_grace.as_deref(),
-                defaults.shutdown_grace,
             )?,
             artifact_dir: self.artifact_dir.clone().unwrap_or(defaults.artifact_dir),
             public_base_url: self

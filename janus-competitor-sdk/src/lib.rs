@@ -119,7 +119,7 @@ pub async fn run<C: Competitor>(competitor: C) -> Result<(), RunError> {
 
 /// [`run`] with arguments you parsed yourself (e.g. flattened into your own flags).
 pub async fn run_with_args<C: Competitor>(competitor: C, args: Args) -> Result<(), RunError> {
-    init_logging(args.log_format.unwrap_or_default());
+    init_logging(LogFormat::or_detect(args.log_format));
     // Panics become log lines too (with the request's span when inside a handler), instead
     // of plain text in the middle of the JSON log.
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panicked")));
@@ -137,5 +137,5 @@ pub async fn run_with_args<C: Competitor>(competitor: C, args: Args) -> Result<(
 /// JSON lines carry the current span, so every line logged while a request is handled has
 /// its `request_id`. Does nothing if a subscriber is already installed.
 pub fn init_logging(format: LogFormat) {
-    janus_core::runtime::init_logging(format == LogFormat::Json);
+    janus_http::init_logging(format);
 }

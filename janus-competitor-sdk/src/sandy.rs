@@ -16,8 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use janus_core::sse::{SseDecoder, SseItem};
+use janus_core::sse::SseItem;
 use janus_core::{ArtifactDescriptor, EventWriter, JanusEvent, WriterClosed};
 use serde_json::{json, Value};
 
@@ -208,47 +207,37 @@ pub struct AgentRequest {
 /// The events of a running agent.
 #[derive(Debug)]
 pub struct AgentEvents {
-    body: Incoming,
-    decoder: SseDecoder,
-    ready: std::collections::VecDeque<AgentEvent>,
-    items: Vec<SseItem>,
+    reader: janus_http::SseReader<Incoming>,
     idle: Duration,
 }
 
 impl AgentEvents {
     /// The next event; `None` once the stream ends.
     pub async fn next(&mut self) -> Result<Option<AgentEvent>, SandyError> {
+        let what = || "agent/run stream".to_owned();
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Ok(Some(event));
-            }
-            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
-                Err(_) => return Err(SandyError::Timeout("agent/run stream".into())),
+            let item = match self.reader.next(self.idle).await {
+                Ok(Some(timed)) => timed.item,
                 Ok(None) => return Ok(None),
-                Ok(Some(Err(e))) => {
-                    return Err(SandyError::Transport {
-                        what: "agent/run stream".into(),
-                        reason: janus_core::error_chain(&e),
+                Err(janus_http::SseReadError::Idle(_)) => return Err(SandyError::Timeout(what())),
+                Err(janus_http::SseReadError::Framing(reason)) => {
+                    return Err(SandyError::Protocol {
+                        what: what(),
+                        reason,
                     })
                 }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            self.decoder
-                .feed(&data, &mut self.items)
-                .map_err(|e| SandyError::Protocol {
-                    what: "agent/run stream".into(),
-                    reason: e.to_string(),
-                })?;
-            for item in self.items.drain(..) {
-                if let SseItem::Event(event) = item {
-                    match serde_json::from_str::<Value>(&event.data) {
-                        Ok(value) => self.ready.push_back(AgentEvent::from_json(value)),
-                        Err(_) => self.ready.push_back(AgentEvent::Output(event.data)),
-                    }
+                Err(e) => {
+                    return Err(SandyError::Transport {
+                        what: what(),
+                        reason: e.to_string(),
+                    })
                 }
+            };
+            if let SseItem::Event(event) = item {
+                return Ok(Some(match serde_json::from_str::<Value>(&event.data) {
+                    Ok(value) => AgentEvent::from_json(value),
+                    Err(_) => AgentEvent::Output(event.data),
+                }));
             }
         }
     }
@@ -272,16 +261,11 @@ fn first_str<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
 impl SandyClient {
     /// A client for `base_url` (e.g. `http://127.0.0.1:8300`).
     pub fn new(base_url: impl Into<String>, api_key: Option<String>) -> SandyClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
         SandyClient {
             base: base_url.into().trim_end_matches('/').to_owned(),
             api_key: api_key.filter(|k| !k.is_empty()),
             request_id: None,
-            http: Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .build(connector),
+            http: janus_http::build_client(Duration::from_secs(10)),
             // The reference's HTTP timeout.
             timeout: Duration::from_secs(660),
         }
@@ -666,10 +650,10 @@ impl SandyClient {
                 }
                 Ok(response) => {
                     return Ok(AgentEvents {
-                        body: response.into_body(),
-                        decoder: SseDecoder::new(),
-                        ready: Default::default(),
-                        items: Vec::new(),
+                        reader: janus_http::SseReader::new(
+                            response.into_body(),
+                            std::time::Instant::now(),
+                        ),
                         idle: self.timeout,
                     })
                 }

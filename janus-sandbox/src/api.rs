@@ -1,19 +1,13 @@
 //! The HTTP API (contract.md §6), wire-compatible with the reference Sandy client.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -22,13 +16,7 @@ use crate::error::SandboxError;
 use crate::isolation::Limits;
 use crate::sandbox::{CreateRequest, Manager};
 
-type Body = UnsyncBoxBody<Bytes, std::io::Error>;
-
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
+type Body = janus_http::ResponseBody;
 
 /// Serves the API on `listener` until `shutdown` resolves; then terminates every sandbox.
 pub async fn run(
@@ -41,6 +29,7 @@ pub async fn run(
     }
     tokio::fs::create_dir_all(&config.root).await?;
     crate::sandbox::recover(&config).await;
+    let serve_config = config.serve.clone();
     let manager = Arc::new(Manager::new(config));
     let reaper = {
         let manager = manager.clone();
@@ -53,58 +42,36 @@ pub async fn run(
         })
     };
     tracing::info!(listen = %listener.local_addr()?, "sandbox service listening");
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let manager = manager.clone();
-                let service = hyper::service::service_fn(move |request| {
-                    let manager = manager.clone();
-                    async move { Ok::<_, Infallible>(handle(manager, request).await) }
-                });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                tokio::spawn(connection);
-            }
-            () = &mut shutdown => break,
+    let handler = {
+        let manager = manager.clone();
+        move |request: Request<Incoming>| {
+            let manager = manager.clone();
+            async move { handle(manager, request).await }
         }
-    }
-    drop(listener);
+    };
+    let served = janus_http::serve(
+        listener,
+        handler,
+        serve_config,
+        janus_http::Drain::new(),
+        shutdown,
+    )
+    .await;
     reaper.abort();
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     manager.shutdown().await;
-    Ok(())
+    served
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(full(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    janus_http::response::json_response(status, value.to_string())
 }
 
 fn error_response(error: &SandboxError) -> Response<Body> {
-    let mut response = Response::new(full(error.envelope().to_json()));
-    *response.status_mut() = error.status();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    janus_http::response::error_response(error.status(), &error.envelope())
 }
 
 async fn handle(manager: Arc<Manager>, request: Request<Incoming>) -> Response<Body> {
-    let request_id = request.headers().get("x-request-id").cloned();
-    let mut response = match route(&manager, request).await {
+    match route(&manager, request).await {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -112,46 +79,29 @@ async fn handle(manager: Arc<Manager>, request: Request<Incoming>) -> Response<B
             }
             error_response(&error)
         }
-    };
-    if let Some(id) = request_id {
-        response.headers_mut().insert("x-request-id", id);
     }
-    response
 }
 
 fn authorized(config: &Config, request: &Request<Incoming>) -> bool {
-    let Some(key) = &config.api_key else {
-        return true;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    presented.len() == key.len()
-        && presented
-            .bytes()
-            .zip(key.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    config
+        .api_keys
+        .as_ref()
+        .is_none_or(|keys| keys.check(request.headers()).is_ok())
 }
 
-async fn body_json(request: Request<Incoming>, limit: usize) -> Result<Value, SandboxError> {
-    let bytes = Limited::new(request.into_body(), limit)
-        .collect()
+async fn body_json(
+    request: Request<Incoming>,
+    limit: usize,
+    body_timeout: Duration,
+) -> Result<Value, SandboxError> {
+    let (parts, body) = request.into_parts();
+    let deadline = tokio::time::Instant::now() + body_timeout;
+    let bytes = janus_http::read_body(&parts.headers, body, limit, deadline)
         .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                SandboxError::TooLarge(limit)
-            } else {
-                SandboxError::BadRequest {
-                    param: "body".into(),
-                    message: format!("cannot read the body: {e}"),
-                }
-            }
-        })?
-        .to_bytes();
+        .map_err(|e| match e {
+            janus_http::BodyError::TooLarge { .. } => SandboxError::TooLarge(limit),
+            other => SandboxError::Body(other),
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -385,7 +335,7 @@ async fn route(
         let sandbox = manager.get(id).await?;
         let (bytes, mime) = manager.artifact(&sandbox, &percent_decode(name)).await?;
         let length = bytes.len();
-        let mut response = Response::new(full(bytes));
+        let mut response = Response::new(janus_http::response::full(bytes));
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
@@ -404,7 +354,7 @@ async fn route(
     let limit = config.max_body_bytes;
     match (method.clone(), segments.as_slice()) {
         (Method::POST, []) => {
-            let body = body_json(request, limit).await?;
+            let body = body_json(request, limit, config.serve.body_timeout).await?;
             let create = create_request(config, &body)?;
             let sandbox = manager.create(create).await?;
             Ok(json_response(
@@ -438,7 +388,7 @@ async fn route(
             ))
         }
         (Method::POST, [id, "refresh"]) => {
-            let body = body_json(request, limit).await?;
+            let body = body_json(request, limit, config.serve.body_timeout).await?;
             let ttl = match optional_u64(&body, "ttl_seconds")? {
                 None => None,
                 Some(s) if s == 0 || Duration::from_secs(s) > config.max_ttl => {
@@ -457,7 +407,7 @@ async fn route(
         }
         (Method::POST, [id, "exec"]) => {
             let sandbox = manager.get(id).await?;
-            let body = body_json(request, limit).await?;
+            let body = body_json(request, limit, config.serve.body_timeout).await?;
             let command = match body.get("command") {
                 Some(Value::String(c)) if !c.trim().is_empty() => c.clone(),
                 Some(Value::String(_)) => {
@@ -499,7 +449,7 @@ async fn route(
         }
         (Method::POST, [id, "files", "write"]) => {
             let sandbox = manager.get(id).await?;
-            let body = body_json(request, limit).await?;
+            let body = body_json(request, limit, config.serve.body_timeout).await?;
             let path = body
                 .get("path")
                 .and_then(Value::as_str)
@@ -548,7 +498,7 @@ async fn route(
                     &json!({"path": path, "content": content, "encoding": "base64", "size": bytes.len()}),
                 ));
             }
-            let mut response = Response::new(full(bytes));
+            let mut response = Response::new(janus_http::response::full(bytes));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
@@ -566,7 +516,7 @@ async fn route(
         }
         (Method::POST, [id, "agent", "run"]) => {
             let sandbox = manager.get(id).await?;
-            let body = body_json(request, limit).await?;
+            let body = body_json(request, limit, config.serve.body_timeout).await?;
             let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
             let prompt = text("prompt")
                 .ok_or_else(|| bad("prompt", "missing required parameter: 'prompt' (a string)"))?;
@@ -584,7 +534,7 @@ async fn route(
                 env: parse_env(body.get("env"), "env")?,
             };
             let body = crate::agent::run(manager.clone(), sandbox, run).await?;
-            let mut response = Response::new(body.map_err(|never| match never {}).boxed_unsync());
+            let mut response = Response::new(janus_http::response::boxed(body));
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
@@ -690,6 +640,8 @@ async fn proxy(
     for name in HOP_BY_HOP {
         parts.headers.remove(name);
     }
-    let body = body.map_err(std::io::Error::other).boxed_unsync();
-    Ok(Response::from_parts(parts, body))
+    Ok(Response::from_parts(
+        parts,
+        janus_http::response::boxed(body),
+    ))
 }

@@ -81,6 +81,24 @@ pub struct Args {
     /// Base URL clients reach this service at, for sandbox `url`s [default: http://<listen>]
     #[arg(long, env = "JANUS_SANDBOX_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Time in-flight requests get to finish on shutdown
+    #[arg(long, env = "JANUS_SANDBOX_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Log format [default: json when stderr is not a terminal, else pretty]
+    #[arg(long, env = "JANUS_SANDBOX_LOG_FORMAT", value_enum)]
+    pub log_format: Option<janus_http::LogFormat>,
+    /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
+    #[command(flatten)]
+    pub serve: janus_http::ServeFlags<SandboxEnv>,
+}
+
+/// The sandbox service's environment prefix for the serving settings
+/// (`JANUS_SANDBOX_HEADER_READ_TIMEOUT`, …).
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxEnv;
+
+impl janus_http::EnvPrefix for SandboxEnv {
+    const PREFIX: &'static str = "JANUS_SANDBOX_";
 }
 
 /// The default agent: says what it was asked, shows its environment, and finishes. Real
@@ -91,8 +109,12 @@ pub const DEFAULT_AGENT_COMMAND: &str =
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Required bearer key, if any.
-    pub api_key: Option<String>,
+    /// Required bearer key(s), if any.
+    pub api_keys: Option<janus_http::ApiKeys>,
+    /// Connection handling, shutdown grace included.
+    pub serve: janus_http::ServeConfig,
+    /// Log format.
+    pub log_format: janus_http::LogFormat,
     /// State directory.
     pub root: PathBuf,
     /// Capacity.
@@ -159,8 +181,12 @@ pub const MAX_TTL: Duration = Duration::from_secs(3600);
 impl Config {
     /// Defaults for tests and embedding, with state under `root`.
     pub fn new(root: PathBuf, isolation: IsolationMode) -> Config {
+        let mut serve = janus_http::ServeConfig::default();
+        serve.shutdown_grace = Duration::from_secs(10);
         Config {
-            api_key: None,
+            api_keys: None,
+            serve,
+            log_format: janus_http::LogFormat::detect(),
             root,
             max_sandboxes: 16,
             default_ttl: Duration::from_secs(600),
@@ -202,7 +228,24 @@ impl Args {
             return Err("--cpus must be greater than 0".to_owned());
         }
         let mut config = Config::new(self.root, self.isolation);
-        config.api_key = self.api_key.filter(|k| !k.is_empty());
+        // Set but blank is a mistake, never "no authentication".
+        config.api_keys = match &self.api_key {
+            Some(key) => Some(
+                janus_http::ApiKeys::parse(key)
+                    .map_err(|e| format!("--api-key (SANDY_API_KEY): {e}"))?,
+            ),
+            None => None,
+        };
+        if self.shutdown_grace.is_zero() {
+            return Err("--shutdown-grace must be greater than zero".to_owned());
+        }
+        let mut serve = self
+            .serve
+            .resolve(&janus_http::ServeFile::default(), config.serve.clone())
+            .map_err(|e| e.to_string())?;
+        serve.shutdown_grace = self.shutdown_grace;
+        config.serve = serve;
+        config.log_format = janus_http::LogFormat::or_detect(self.log_format);
         config.max_sandboxes = self.max_sandboxes;
         config.default_ttl = self.default_ttl;
         config.memory_mb = self.memory_mb;

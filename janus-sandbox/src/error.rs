@@ -18,6 +18,9 @@ pub enum SandboxError {
     /// Missing or wrong API key.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// The body did not arrive in time or broke off.
+    #[error("{0}")]
+    Body(janus_http::BodyError),
     /// No such sandbox (never existed or expired).
     #[error("sandbox '{0}' not found")]
     NotFound(String),
@@ -53,6 +56,7 @@ impl SandboxError {
         match self {
             SandboxError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             SandboxError::Unauthorized => StatusCode::UNAUTHORIZED,
+            SandboxError::Body(e) => e.status(),
             SandboxError::NotFound(_)
             | SandboxError::FileNotFound(_)
             | SandboxError::NoRoute(_) => StatusCode::NOT_FOUND,
@@ -70,6 +74,7 @@ impl SandboxError {
         match self {
             SandboxError::BadRequest { .. } => "invalid_value",
             SandboxError::Unauthorized => "invalid_api_key",
+            SandboxError::Body(e) => e.code(),
             SandboxError::NotFound(_) => "sandbox_not_found",
             SandboxError::FileNotFound(_) => "file_not_found",
             SandboxError::Terminated(_) => "sandbox_terminated",
@@ -86,6 +91,7 @@ impl SandboxError {
     pub fn envelope(&self) -> ErrorEnvelope {
         let kind = match self.status() {
             StatusCode::UNAUTHORIZED => ErrorKind::Authentication,
+            StatusCode::REQUEST_TIMEOUT => ErrorKind::Timeout,
             StatusCode::TOO_MANY_REQUESTS => ErrorKind::RateLimit,
             s if s.is_server_error() => ErrorKind::Server,
             _ => ErrorKind::InvalidRequest,

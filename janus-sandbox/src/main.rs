@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    janus_core::runtime::init_logging(!std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    janus_http::init_logging(config.log_format);
     match config.isolation {
         IsolationMode::Full => {
             if let Err(why) = full_isolation_available() {
@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match run(listener, config, janus_core::runtime::shutdown_signal()).await {
+    match run(listener, config, janus_http::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("janus-sandbox: {e}");

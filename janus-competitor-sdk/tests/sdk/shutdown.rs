@@ -31,7 +31,7 @@ async fn streams_past_the_grace_period_end_with_an_error_event() {
         Step::Sleep(Duration::from_secs(30)),
     ]);
     let mut config = config();
-    config.shutdown_grace = Duration::from_millis(200);
+    config.connections.shutdown_grace = Duration::from_millis(200);
     let mut server = TestServer::start(script.clone(), config).await;
     let url = server.url("/v1/chat/completions");
     let request = tokio::spawn(stream_request(chat_request(&url, &body(true))));

@@ -222,7 +222,7 @@ async fn files_api_rejects_escapes() {
 #[tokio::test]
 async fn bad_input_gets_precise_errors() {
     let service = start(IsolationMode::None, |c| {
-        c.api_key = Some("k".into());
+        c.api_keys = Some(janus_http::ApiKeys::parse("k").unwrap());
         c.max_body_bytes = 4096;
     })
     .await;
