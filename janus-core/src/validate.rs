@@ -490,7 +490,7 @@ pub fn check_request(body: &[u8]) -> Result<RequestSummary<'_>, ValidationError>
             "nested more than {MAX_JSON_DEPTH} levels deep"
         )));
     }
-    let text = std::str::from_utf8(body).map_err(|e| invalid_json(e))?;
+    let text = std::str::from_utf8(body).map_err(invalid_json)?;
     let mut de = serde_json::Deserializer::from_str(text);
     let root = match serde::Deserialize::deserialize(&mut de) {
         Ok(root) => root,
