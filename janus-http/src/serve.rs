@@ -162,14 +162,15 @@ impl Tracker {
     /// when every connection is active.
     fn evict_one(&self) -> bool {
         let conns = self.conns();
+        // Ties (same millisecond) go to the older connection, by id.
         let victim = conns
-            .values()
-            .filter(|c| {
+            .iter()
+            .filter(|(_, c)| {
                 c.state.load(Ordering::Acquire) != ACTIVE && !c.killed.load(Ordering::Acquire)
             })
-            .min_by_key(|c| c.since.load(Ordering::Acquire));
+            .min_by_key(|(id, c)| (c.since.load(Ordering::Acquire), **id));
         match victim {
-            Some(conn) => {
+            Some((_, conn)) => {
                 conn.terminate();
                 true
             }

@@ -1,0 +1,206 @@
+//! The serving layer against hostile clients, over real sockets on loopback (issue 10).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use janus_http::{read_body, Drain, ResponseBody, ServeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn handler(request: Request<Incoming>) -> Response<ResponseBody> {
+    let (parts, body) = request.into_parts();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
+    match read_body(&parts.headers, body, 1024, deadline).await {
+        Ok(bytes) => janus_http::response::json_response(
+            StatusCode::OK,
+            format!("{{\"len\":{}}}", bytes.len()),
+        ),
+        Err(e) => janus_http::response::error_response(e.status(), &e.envelope()),
+    }
+}
+
+async fn start(
+    config: ServeConfig,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        janus_http::serve(listener, handler, config, Drain::new(), async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, tx, task)
+}
+
+async fn get(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut out))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    out
+}
+
+/// Resolves when the peer closed the connection.
+async fn closed(stream: &mut TcpStream) {
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn config() -> ServeConfig {
+    let mut config = ServeConfig::default();
+    config.header_read_timeout = Duration::from_millis(600);
+    config.idle_timeout = Duration::from_secs(5);
+    config.shutdown_grace = Duration::from_secs(5);
+    config
+}
+
+#[tokio::test]
+async fn slowloris_connections_close_at_the_header_timeout_while_others_are_served() {
+    let (addr, stop, task) = start(config()).await;
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nx-a: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let started = Instant::now();
+    assert!(get(addr).await.starts_with("HTTP/1.1 200"));
+    for stream in &mut slow {
+        // Trickle a byte; the connection must still be cut at the header timeout.
+        let _ = stream.write_all(b"a").await;
+    }
+    for stream in &mut slow {
+        tokio::time::timeout(Duration::from_secs(3), closed(stream))
+            .await
+            .expect("a slowloris connection stays open past the header timeout + 1 s");
+    }
+    assert!(started.elapsed() < Duration::from_millis(600 + 1000 + 500));
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn at_the_cap_silent_connections_are_evicted_and_then_503() {
+    let mut config = config();
+    config.header_read_timeout = Duration::from_secs(30);
+    config.max_connections = 8;
+    let (addr, stop, task) = start(config).await;
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A new request evicts the oldest silent connection and is answered.
+    assert!(get(addr).await.starts_with("HTTP/1.1 200"));
+    tokio::time::timeout(Duration::from_secs(2), closed(&mut silent[0]))
+        .await
+        .expect("the oldest silent connection was evicted");
+
+    // Eight requests whose bodies are pending keep every slot active: the next gets 503.
+    let mut busy = Vec::new();
+    for _ in 0..8 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n")
+            .await
+            .unwrap();
+        busy.push(stream);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = get(addr).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("server_overloaded"));
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"));
+    drop(busy);
+    drop(silent);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_trickled_body_gets_408_at_its_deadline() {
+    let (addr, stop, task) = start(config()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nab")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut out = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut out))
+        .await
+        .expect("408 in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"));
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_with_stalled_connections_is_immediate_not_the_grace_period() {
+    let mut config = config();
+    config.header_read_timeout = Duration::from_secs(30);
+    config.shutdown_grace = Duration::from_secs(20);
+    let (addr, stop, task) = start(config).await;
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET / HTT").await.unwrap();
+        stalled.push(stream);
+    }
+    assert!(get(addr).await.starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(3), task)
+        .await
+        .expect("stalled connections must not hold shutdown")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_under_the_rule() {
+    let (addr, stop, task) = start(config()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nhost: x\r\nx-request-id: bad id;\r\nconnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    let lower = out.to_ascii_lowercase();
+    assert!(lower.contains("x-request-id: chatcmpl-"), "{out}");
+    assert!(!lower.contains("bad id"));
+    let _ = stop.send(());
+    task.await.unwrap();
+}
