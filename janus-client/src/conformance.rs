@@ -12,7 +12,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use janus_core::contract::{CHAT_COMPLETIONS_PATH, HEALTH_PATH, MAX_GAP, READINESS_TIMEOUT};
+use janus_core::contract::{
+    CHAT_COMPLETIONS_PATH, HEALTH_PATH, MAX_GAP, MIN_CONCURRENCY, READINESS_TIMEOUT, TTFB_TARGET,
+};
 use janus_core::sse::{SseItem, DONE_DATA};
 use janus_core::{data_url_decode, ArtifactDescriptor, JanusEvent};
 use serde::Serialize;
@@ -293,6 +295,14 @@ impl Kit {
                 first.get("finish_reason").is_some_and(Value::is_string),
                 "choices[0].finish_reason is missing",
             )?;
+            for (i, choice) in choices.iter().enumerate() {
+                required_nullable(choice, "logprobs", &format!("choices[{i}]"))?;
+                required_nullable(
+                    &choice["message"],
+                    "refusal",
+                    &format!("choices[{i}].message"),
+                )?;
+            }
             check_usage_not_null(&json)?;
             Ok(format!("chat.completion with {} choice(s)", choices.len()))
         })
@@ -385,9 +395,12 @@ impl Kit {
                 summary.usage_chunks == 0,
                 "a usage chunk came although include_usage was not asked",
             )?;
+            let first_byte = summary.first_item_at.unwrap_or_default();
             Ok(format!(
-                "{} chunks, role first, finish_reason, one [DONE], nothing after",
-                summary.chunks
+                "{} chunks, role first, finish_reason, one [DONE], nothing after; first byte after {:.2} s (target {} s)",
+                summary.chunks,
+                first_byte.as_secs_f64(),
+                TTFB_TARGET.as_secs()
             ))
         }
     }
@@ -500,24 +513,29 @@ impl Kit {
 
     fn concurrency(&self) -> CheckFuture<'_> {
         Box::pin(async move {
-            let (a, b) = tokio::join!(self.busy_interval(), self.busy_interval());
-            let (a_start, a_end) = a?;
-            let (b_start, b_end) = b?;
-            let overlap = a_end
-                .min(b_end)
-                .saturating_duration_since(a_start.max(b_start));
+            // The contract's minimum: MIN_CONCURRENCY requests served at the same time.
+            let intervals =
+                futures_util::future::join_all((0..MIN_CONCURRENCY).map(|_| self.busy_interval()))
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()?;
+            let latest_start = intervals.iter().map(|i| i.0).max();
+            let earliest_end = intervals.iter().map(|i| i.1).min();
+            let overlap = match (latest_start, earliest_end) {
+                (Some(start), Some(end)) => end.saturating_duration_since(start),
+                _ => Duration::ZERO,
+            };
             // A server that takes requests one at a time may still show a sliver of
             // overlap from scheduling; real concurrency overlaps for most of the work.
             if overlap >= Duration::from_millis(50) {
                 Ok(format!(
-                    "2 requests overlapped for {:.2} s",
+                    "{MIN_CONCURRENCY} requests overlapped for {:.2} s",
                     overlap.as_secs_f64()
                 ))
             } else {
-                Err(
-                    "two concurrent requests did not overlap: requests are served one at a time"
-                        .to_owned(),
-                )
+                Err(format!(
+                    "{MIN_CONCURRENCY} concurrent requests did not overlap: requests are served one at a time"
+                ))
             }
         })
     }
@@ -592,6 +610,18 @@ fn describe(item: &SseItem) -> String {
             "an event '{}'",
             event.data.chars().take(60).collect::<String>()
         ),
+    }
+}
+
+/// A field OpenAI's spec marks required and nullable: present, `null` when it has no value
+/// (the official SDKs type it as non-optional; `undefined` breaks `!== null` checks).
+fn required_nullable(object: &Value, key: &str, at: &str) -> Result<(), String> {
+    if object.get(key).is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{at}.{key} is missing (required and nullable: send null when there is none)"
+        ))
     }
 }
 
@@ -677,7 +707,8 @@ impl StreamSummary {
             self.saw_choices = true;
             self.role_first = choices[0]["delta"]["role"] == "assistant";
         }
-        for choice in choices {
+        for (i, choice) in choices.iter().enumerate() {
+            required_nullable(choice, "finish_reason", &format!("a chunk's choices[{i}]"))?;
             let delta = &choice["delta"];
             if delta
                 .get("reasoning_content")

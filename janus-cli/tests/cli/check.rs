@@ -120,6 +120,8 @@ async fn broken_competitors_fail_the_right_check() {
         (Defect::WrongSha256, "artifacts"),
         (Defect::NoHealth, "health"),
         (Defect::Serial, "concurrency"),
+        (Defect::NoNullables, "stream_shape"),
+        (Defect::NoNullables, "non_stream_shape"),
     ];
     let runs = cases.iter().map(|(defect, expected)| async move {
         let broken = Broken::start(*defect).await;
