@@ -8,7 +8,6 @@
 //! client receives exceeds 2 s; comments count. The artifact check asks for a file
 //! ("make me a file …") and verifies every artifact returned.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,7 +28,8 @@ pub struct CheckOptions {
     pub url: String,
     /// Longest wait for any one request.
     pub timeout: Duration,
-    /// A shell command that starts the competitor; it must become ready within 30 s.
+    /// A command that starts the competitor (split like a shell splits words, no shell is
+    /// run; see [`split_command`](crate::split_command)); it must become ready within 30 s.
     pub launch: Option<String>,
     /// `model` sent in requests.
     pub model: String,
@@ -69,6 +69,9 @@ pub struct Report {
     pub target: String,
     /// True when every required check passed.
     pub passed: bool,
+    /// True when the competitor could not be reached (or, launched, never became ready):
+    /// the run stopped there, so `checks` ends with the check that found out.
+    pub unreachable: bool,
     /// The checks, in order.
     pub checks: Vec<CheckResult>,
 }
@@ -96,7 +99,12 @@ impl Report {
             .iter()
             .filter(|c| !c.passed && c.required)
             .count();
-        if failed == 0 {
+        if self.unreachable {
+            out.push_str(&format!(
+                "\n{} could not be reached: no further checks were run\n",
+                self.target
+            ));
+        } else if failed == 0 {
             out.push_str(&format!(
                 "\n{} conforms: {} checks passed\n",
                 self.target,
@@ -127,29 +135,32 @@ pub async fn run_checks(options: CheckOptions) -> Report {
         options,
         checks: Vec::new(),
     };
-    // Held for the whole run; killed when dropped.
+    // Held for the whole run; its whole process group is ended afterwards (or on drop).
     let mut launched = None;
     if let Some(command) = kit.options.launch.clone() {
         let started = Instant::now();
-        let outcome = match tokio::process::Command::new("sh")
-            .args(["-c", &command])
-            .stdin(Stdio::null())
-            // The competitor's own output goes to stderr, keeping stdout for the report.
-            .stdout(stderr_stdio())
-            .kill_on_drop(true)
-            .spawn()
-        {
+        let outcome = match crate::Launched::start(&command) {
             Ok(child) => {
+                let outcome = kit.wait_ready(&child).await;
                 launched = Some(child);
-                kit.wait_ready().await
+                outcome
             }
-            Err(e) => Err(format!("cannot run '{command}': {e}")),
+            Err(e) => Err(e),
         };
+        let ready = outcome.is_ok();
         kit.record("launch_ready", true, started, outcome);
+        if !ready {
+            return kit.stop(launched, true).await;
+        }
     }
     let health_started = Instant::now();
     let health = kit.health().await;
-    kit.record("health", true, health_started, health);
+    let reached = !matches!(&health, Err((_, true)));
+    kit.record("health", true, health_started, health.map_err(|(e, _)| e));
+    if !reached {
+        // Every other check would fail with the same connection error.
+        return kit.stop(launched, true).await;
+    }
     kit.timed("non_stream_shape", Kit::non_stream_shape).await;
     kit.timed("stream_shape", |kit| Box::pin(kit.stream_shape(false)))
         .await;
@@ -162,20 +173,26 @@ pub async fn run_checks(options: CheckOptions) -> Report {
     kit.timed("artifacts", Kit::artifacts).await;
     kit.timed("malformed_request", Kit::malformed_request).await;
     kit.timed("concurrency", Kit::concurrency).await;
-    if let Some(mut child) = launched {
-        let _ = child.kill().await;
-    }
-    let passed = kit.checks.iter().all(|c| c.passed || !c.required);
-    Report {
-        target: kit.options.url.clone(),
-        passed,
-        checks: kit.checks,
-    }
+    kit.stop(launched, false).await
 }
 
 type CheckFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
 
 impl Kit {
+    /// Ends a launched competitor's whole process group and builds the report.
+    async fn stop(self, launched: Option<crate::Launched>, unreachable: bool) -> Report {
+        if let Some(launched) = launched {
+            launched.stop(Duration::from_secs(3)).await;
+        }
+        let passed = !unreachable && self.checks.iter().all(|c| c.passed || !c.required);
+        Report {
+            target: self.options.url.clone(),
+            passed,
+            unreachable,
+            checks: self.checks,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.options.url)
     }
@@ -219,9 +236,15 @@ impl Kit {
         Bytes::from(body.to_string())
     }
 
-    async fn wait_ready(&self) -> Outcome {
+    async fn wait_ready(&self, launched: &crate::Launched) -> Outcome {
         let started = Instant::now();
         while started.elapsed() < READINESS_TIMEOUT {
+            if launched.has_exited() {
+                return Err(format!(
+                    "the launched command exited after {:.1} s without becoming ready",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
             if let Ok(response) = self
                 .client
                 .get(&self.url(HEALTH_PATH), Duration::from_secs(1))
@@ -242,12 +265,17 @@ impl Kit {
         ))
     }
 
-    async fn health(&self) -> Outcome {
+    /// The error says whether the competitor was unreachable.
+    async fn health(&self) -> Result<String, (String, bool)> {
         let response = self
             .client
             .get(&self.url(HEALTH_PATH), Duration::from_secs(5))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), e.is_unreachable()))?;
+        self.health_body(response).map_err(|e| (e, false))
+    }
+
+    fn health_body(&self, response: crate::FullResponse) -> Outcome {
         if !response.status.is_success() {
             return Err(format!("GET /health answered {}", response.status));
         }
@@ -579,14 +607,6 @@ pub async fn fetch_artifact(
         ));
     }
     Ok(response.body)
-}
-
-fn stderr_stdio() -> Stdio {
-    use std::os::fd::AsFd;
-    match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => Stdio::from(fd),
-        Err(_) => Stdio::null(),
-    }
 }
 
 fn expect(condition: bool, message: &str) -> Result<(), String> {
