@@ -8,12 +8,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use bytes::Bytes;
 use janus_client::{fetch_artifact, HttpClient};
 use janus_core::sse::{SseItem, DONE_DATA};
 use janus_core::{ArtifactDescriptor, ChatCompletionChunk, ChatCompletionResponse, ErrorEnvelope};
 use serde_json::{json, Value};
+
+use crate::exit::Failure;
 
 /// Arguments of `janus chat`.
 #[derive(Debug, clap::Args)]
@@ -44,7 +46,8 @@ pub struct ChatArgs {
     /// API key sent as "Authorization: Bearer <key>"
     #[arg(long, env = "JANUS_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Longest silence to wait for
+    /// Longest wait: for the response to start (connect and first byte), then, while
+    /// streaming, for the next event; with --no-stream, for the whole response
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 }
@@ -62,10 +65,13 @@ fn mime_for(path: &std::path::Path) -> anyhow::Result<&'static str> {
         "webp" => "image/webp",
         "bmp" => "image/bmp",
         "svg" => "image/svg+xml",
-        other => bail!(
-            "{}: unknown image type '.{other}' (png, jpg, jpeg, gif, webp, bmp, svg)",
-            path.display()
-        ),
+        other => {
+            return Err(Failure::Usage(format!(
+                "{}: unknown image type '.{other}' (png, jpg, jpeg, gif, webp, bmp, svg)",
+                path.display()
+            ))
+            .into())
+        }
     })
 }
 
@@ -76,8 +82,8 @@ fn request_body(args: &ChatArgs, prompt: String) -> anyhow::Result<Bytes> {
         let mut parts = vec![json!({"type": "text", "text": prompt})];
         for path in &args.image {
             let mime = mime_for(path)?;
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
             let url = janus_core::data_url_encode(mime, &bytes);
             parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
         }
@@ -116,8 +122,14 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .context("cannot read the prompt from stdin")?;
-        text
+            .map_err(|e| Failure::Usage(format!("cannot read the prompt from stdin: {e}")))?;
+        // `echo hi | janus chat -` sends "hi", not "hi\n" (one line ending, as a shell's
+        // command substitution would strip).
+        let trimmed = text
+            .strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .unwrap_or(&text);
+        trimmed.to_owned()
     } else {
         args.prompt.clone()
     };
@@ -128,7 +140,10 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
         dim: std::io::stderr().is_terminal(),
     };
     let artifacts = if args.no_stream {
-        let response = client.post_json(&url, body, args.timeout).await?;
+        let response = client
+            .post_json(&url, body, args.timeout)
+            .await
+            .map_err(timeout_hint)?;
         if args.json {
             println!("{}", String::from_utf8_lossy(&response.body));
         }
@@ -136,10 +151,16 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
             let message = serde_json::from_slice::<ErrorEnvelope>(&response.body)
                 .map(|e| e.error.message)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&response.body).into_owned());
-            bail!("the gateway answered {}: {message}", response.status);
+            return Err(Failure::Answered(format!(
+                "the gateway answered {}: {message}",
+                response.status
+            ))
+            .into());
         }
-        let response: ChatCompletionResponse = serde_json::from_slice(&response.body)
-            .context("the response is not a chat completion")?;
+        let response: ChatCompletionResponse =
+            serde_json::from_slice(&response.body).map_err(|e| {
+                Failure::Answered(format!("the response is not a chat completion: {e}"))
+            })?;
         let message = response.choices.into_iter().next().map(|c| c.message);
         if let Some(message) = &message {
             if !args.json {
@@ -189,7 +210,10 @@ async fn stream(
     args: &ChatArgs,
     style: &Style,
 ) -> anyhow::Result<Result<Vec<ArtifactDescriptor>, String>> {
-    let mut stream = client.post_stream(url, body, args.timeout).await?;
+    let mut stream = client
+        .post_stream(url, body, args.timeout)
+        .await
+        .map_err(timeout_hint)?;
     if !stream.status.is_success() {
         let mut raw = Vec::new();
         while let Ok(Some(_)) = stream.next(Duration::from_secs(5)).await {}
@@ -197,12 +221,21 @@ async fn stream(
         let message = serde_json::from_slice::<ErrorEnvelope>(&raw)
             .map(|e| e.error.message)
             .unwrap_or_else(|_| String::from_utf8_lossy(&raw).into_owned());
-        bail!("the gateway answered {}: {message}", stream.status);
+        return Err(Failure::Answered(format!(
+            "the gateway answered {}: {message}",
+            stream.status
+        ))
+        .into());
     }
     let mut artifacts = Vec::new();
     let mut stdout = std::io::stdout().lock();
     let mut in_reasoning = false;
-    while let Some(item) = stream.next(args.timeout).await? {
+    // On a terminal stdout and stderr share the screen: a note written while an answer
+    // line is open would be glued to it, so end that line first (on stderr, keeping the
+    // answer on stdout unchanged).
+    let shared_screen = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    let mut in_content = false;
+    while let Some(item) = stream.next(args.timeout).await.map_err(timeout_hint)? {
         let SseItem::Event(event) = item.item else {
             continue; // keep-alive comments
         };
@@ -223,6 +256,10 @@ async fn stream(
             if let Some(janus) = &delta.janus {
                 let items = janus.artifact_items();
                 if !args.json {
+                    if in_content && shared_screen {
+                        style.note("\n");
+                        in_content = false;
+                    }
                     style.note(&format!(
                         "[{}] {}\n",
                         janus.event,
@@ -235,6 +272,10 @@ async fn stream(
                 continue;
             }
             if let (Some(reasoning), false) = (&delta.reasoning_content, args.hide_reasoning) {
+                if in_content && shared_screen {
+                    style.note("\n");
+                    in_content = false;
+                }
                 style.note(reasoning);
                 in_reasoning = !reasoning.ends_with('\n');
             }
@@ -245,13 +286,31 @@ async fn stream(
                 }
                 write!(stdout, "{content}")?;
                 stdout.flush()?;
+                if !content.is_empty() {
+                    in_content = !content.ends_with('\n');
+                }
             }
         }
     }
-    if !args.json {
+    if !args.json && (in_content || !shared_screen) {
         writeln!(stdout)?;
     }
     Ok(Ok(artifacts))
+}
+
+/// Names the `--timeout` in a timeout, and which of its waits ran out (the client's message
+/// says: connect and first byte, the whole response, or silence mid-stream).
+fn timeout_hint(error: janus_client::ClientError) -> anyhow::Error {
+    if let janus_client::ClientError::Timeout { deadline, .. } = &error {
+        let which = match deadline {
+            janus_client::Deadline::FirstByte => "for the response to start",
+            janus_client::Deadline::Idle => "for the next event of a stream that had started",
+            _ => "for the whole response",
+        };
+        let hint = format!("--timeout ran out waiting {which}");
+        return anyhow::Error::new(error).context(hint);
+    }
+    error.into()
 }
 
 /// A one-line summary of a janus event's payload.

@@ -6,6 +6,7 @@
 
 mod chat;
 mod check;
+mod exit;
 mod info;
 mod up;
 
@@ -21,6 +22,9 @@ pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8000";
     name = "janus",
     version,
     about = "Janus: run the local stack, chat through a gateway, check competitors",
+    after_help = "Exit codes: 0 ok; 1 the gateway or competitor answered with an error; \
+2 usage or configuration error; 3 could not connect or timed out. With --json, a failure \
+also prints one JSON error object on stdout.",
     long_about = "Janus: run the local stack, chat through a gateway, check competitors.\n\n\
 Start here:\n  janus up                      # gateway on 127.0.0.1:8000 + the echo competitor\n  \
 janus chat \"hello\"            # stream an answer through the gateway\n  \
@@ -53,6 +57,12 @@ async fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Up(_) => false,
+        Command::Chat(args) => args.json,
+        Command::Models(args) | Command::Health(args) => args.json,
+        Command::Check(args) => args.json,
+    };
     let outcome = match cli.command {
         Command::Up(args) => up::run(*args).await,
         Command::Chat(args) => chat::run(args).await,
@@ -62,9 +72,6 @@ async fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
-        Err(error) => {
-            eprintln!("janus: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => exit::report(&error, json),
     }
 }

@@ -11,6 +11,11 @@ use janus_competitor_sdk::ServeConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::exit::Failure;
+
+/// The embedded echo competitor's id.
+const ECHO_ID: &str = "echo";
+
 /// Arguments of `janus up`: every gateway setting, plus where the echo competitor listens.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -32,14 +37,34 @@ pub struct UpArgs {
 
 type SandboxTask = tokio::task::JoinHandle<std::io::Result<()>>;
 
-/// Starts the sandbox service; returns its URL, task and a label for its isolation.
-async fn start_sandbox(
-    listen: SocketAddr,
-    isolation: &str,
-    stopped: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(String, SandboxTask, &'static str)> {
+/// The sandbox service's temporary `--root`: removed when `janus up` ends, however it ends.
+struct TempRoot(std::path::PathBuf);
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(root = %self.0.display(), error = %e, "cannot remove the sandbox folder");
+            }
+        }
+    }
+}
+
+/// Binds `addr` for `what`; a taken or unusable address is a configuration error naming
+/// the flag that changes it.
+async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        Failure::Usage(format!(
+            "cannot listen on {addr} for {what}: {e} (choose another address with {flag})"
+        ))
+        .into()
+    })
+}
+
+/// The isolation the sandbox service gets.
+fn sandbox_isolation(isolation: &str) -> anyhow::Result<janus_sandbox::IsolationMode> {
     use janus_sandbox::IsolationMode;
-    let isolation = match isolation {
+    let mode = match isolation {
         "full" => IsolationMode::Full,
         "none" => IsolationMode::None,
         _ if janus_sandbox::full_isolation_available().is_ok() => IsolationMode::Full,
@@ -48,14 +73,23 @@ async fn start_sandbox(
             IsolationMode::None
         }
     };
-    if isolation == IsolationMode::Full {
-        janus_sandbox::full_isolation_available().map_err(anyhow::Error::msg)?;
+    if mode == IsolationMode::Full {
+        janus_sandbox::full_isolation_available()
+            .map_err(|e| Failure::Usage(format!("--sandbox-isolation full: {e}")))?;
     }
-    let root = std::env::temp_dir().join(format!("janus-up-sandboxes-{}", std::process::id()));
-    let mut config = janus_sandbox::Config::new(root, isolation);
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for the sandbox service", listen))?;
+    Ok(mode)
+}
+
+/// Starts the sandbox service on a bound listener; returns its URL, task and a label for
+/// its isolation.
+fn start_sandbox(
+    listener: TcpListener,
+    isolation: janus_sandbox::IsolationMode,
+    root: &TempRoot,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(String, SandboxTask, &'static str)> {
+    use janus_sandbox::IsolationMode;
+    let mut config = janus_sandbox::Config::new(root.0.clone(), isolation);
     let url = format!("http://{}", listener.local_addr()?);
     config.public_url = url.clone();
     let label = match isolation {
@@ -69,6 +103,11 @@ async fn start_sandbox(
     ))
 }
 
+/// The id of a `--competitor ID=URL` spec.
+fn spec_id(spec: &str) -> &str {
+    spec.split_once('=').map_or(spec, |(id, _)| id).trim()
+}
+
 /// Starts everything, prints how to use it, and runs until SIGINT/SIGTERM.
 pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     let log_format = args
@@ -77,48 +116,65 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(janus_gateway::LogFormat::Pretty);
     janus_gateway::init_logging(log_format);
 
-    let echo = Echo::from_env().map_err(anyhow::Error::msg)?;
-    let echo_listener = TcpListener::bind(args.echo_listen).await.with_context(|| {
-        format!(
-            "cannot listen on {} for the echo competitor",
-            args.echo_listen
-        )
-    })?;
-    let echo_addr = echo_listener.local_addr()?;
-
-    // The echo competitor comes first, so it is the default unless --default-competitor says otherwise.
-    args.gateway
+    // A competitor of the user's named `echo` wins over the embedded one.
+    let embed_echo = !args
+        .gateway
         .competitors
-        .insert(0, format!("echo=http://{echo_addr}"));
+        .iter()
+        .any(|s| spec_id(s) == ECHO_ID);
+    let echo = if embed_echo {
+        let echo = Echo::from_env().map_err(Failure::Usage)?;
+        let listener = bind(args.echo_listen, "the echo competitor", "--echo-listen").await?;
+        let addr = listener.local_addr()?;
+        // First in the list, so it is the default unless --default-competitor says otherwise.
+        args.gateway
+            .competitors
+            .insert(0, format!("{ECHO_ID}=http://{addr}"));
+        Some((echo, listener, addr))
+    } else {
+        None
+    };
     let config = args.gateway.resolve()?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for the gateway", config.listen))?;
+    // Every listener is bound before anything starts, so a taken port fails cleanly.
+    let listener = bind(config.listen, "the gateway", "--listen").await?;
     let gateway_url = format!("http://{}", listener.local_addr()?);
+    let sandbox_setup = if args.no_sandbox {
+        None
+    } else {
+        let isolation = sandbox_isolation(&args.sandbox_isolation)?;
+        let sandbox_listener = bind(
+            args.sandbox_listen,
+            "the sandbox service",
+            "--sandbox-listen",
+        )
+        .await?;
+        let root = TempRoot(
+            std::env::temp_dir().join(format!("janus-up-sandboxes-{}", std::process::id())),
+        );
+        Some((isolation, sandbox_listener, root))
+    };
 
-    let mut echo_config = ServeConfig::default();
-    echo_config.public_base_url = Some(format!("http://{echo_addr}"));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let echo_task = tokio::spawn(janus_competitor_sdk::serve(
-        echo_listener,
-        Arc::new(echo),
-        echo_config,
-        stopped(stop_rx.clone()),
-    ));
-    let sandbox = if args.no_sandbox {
-        None
-    } else {
-        Some(
-            start_sandbox(
-                args.sandbox_listen,
-                &args.sandbox_isolation,
-                stopped(stop_rx.clone()),
-            )
-            .await?,
-        )
+    let echo_task = echo.map(|(echo, echo_listener, echo_addr)| {
+        let mut echo_config = ServeConfig::default();
+        echo_config.public_base_url = Some(format!("http://{echo_addr}"));
+        tokio::spawn(janus_competitor_sdk::serve(
+            echo_listener,
+            Arc::new(echo),
+            echo_config,
+            stopped(stop_rx.clone()),
+        ))
+    });
+    let sandbox = match sandbox_setup {
+        None => None,
+        Some((isolation, sandbox_listener, root)) => {
+            let (url, task, label) =
+                start_sandbox(sandbox_listener, isolation, &root, stopped(stop_rx.clone()))?;
+            Some((url, task, label, root))
+        }
     };
     let competitors: Vec<String> = config
         .competitors
@@ -130,7 +186,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("Janus is up.");
     println!("  gateway      {gateway_url}");
     println!("  competitors  {}", competitors.join(", "));
-    if let Some((url, _, label)) = &sandbox {
+    if let Some((url, _, label, _)) = &sandbox {
         println!("  sandboxes    {url} ({label}); competitors use SANDY_BASE_URL={url}");
     }
     println!();
@@ -144,11 +200,14 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
 
     janus_gateway::shutdown_signal().await;
     let _ = stop_tx.send(true);
-    let (gateway, echo) = tokio::join!(gateway_task, echo_task);
+    let gateway = gateway_task.await;
     gateway.context("the gateway task failed")??;
-    echo.context("the echo competitor task failed")??;
-    if let Some((_, task, _)) = sandbox {
+    if let Some(echo) = echo_task {
+        echo.await.context("the echo competitor task failed")??;
+    }
+    if let Some((_, task, _, root)) = sandbox {
         task.await.context("the sandbox service task failed")??;
+        drop(root);
     }
     Ok(ExitCode::SUCCESS)
 }

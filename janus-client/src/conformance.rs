@@ -8,11 +8,12 @@
 //! client receives exceeds 2 s; comments count. The artifact check asks for a file
 //! ("make me a file …") and verifies every artifact returned.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use janus_core::contract::{CHAT_COMPLETIONS_PATH, HEALTH_PATH, MAX_GAP, READINESS_TIMEOUT};
+use janus_core::contract::{
+    CHAT_COMPLETIONS_PATH, HEALTH_PATH, MAX_GAP, MIN_CONCURRENCY, READINESS_TIMEOUT, TTFB_TARGET,
+};
 use janus_core::sse::{SseItem, DONE_DATA};
 use janus_core::{data_url_decode, ArtifactDescriptor, JanusEvent};
 use serde::Serialize;
@@ -27,7 +28,8 @@ pub struct CheckOptions {
     pub url: String,
     /// Longest wait for any one request.
     pub timeout: Duration,
-    /// A shell command that starts the competitor; it must become ready within 30 s.
+    /// A command that starts the competitor (split like a shell splits words, no shell is
+    /// run; see [`split_command`](crate::split_command)); it must become ready within 30 s.
     pub launch: Option<String>,
     /// `model` sent in requests.
     pub model: String,
@@ -67,6 +69,9 @@ pub struct Report {
     pub target: String,
     /// True when every required check passed.
     pub passed: bool,
+    /// True when the competitor could not be reached (or, launched, never became ready):
+    /// the run stopped there, so `checks` ends with the check that found out.
+    pub unreachable: bool,
     /// The checks, in order.
     pub checks: Vec<CheckResult>,
 }
@@ -94,7 +99,12 @@ impl Report {
             .iter()
             .filter(|c| !c.passed && c.required)
             .count();
-        if failed == 0 {
+        if self.unreachable {
+            out.push_str(&format!(
+                "\n{} could not be reached: no further checks were run\n",
+                self.target
+            ));
+        } else if failed == 0 {
             out.push_str(&format!(
                 "\n{} conforms: {} checks passed\n",
                 self.target,
@@ -125,29 +135,32 @@ pub async fn run_checks(options: CheckOptions) -> Report {
         options,
         checks: Vec::new(),
     };
-    // Held for the whole run; killed when dropped.
+    // Held for the whole run; its whole process group is ended afterwards (or on drop).
     let mut launched = None;
     if let Some(command) = kit.options.launch.clone() {
         let started = Instant::now();
-        let outcome = match tokio::process::Command::new("sh")
-            .args(["-c", &command])
-            .stdin(Stdio::null())
-            // The competitor's own output goes to stderr, keeping stdout for the report.
-            .stdout(stderr_stdio())
-            .kill_on_drop(true)
-            .spawn()
-        {
+        let outcome = match crate::Launched::start(&command) {
             Ok(child) => {
+                let outcome = kit.wait_ready(&child).await;
                 launched = Some(child);
-                kit.wait_ready().await
+                outcome
             }
-            Err(e) => Err(format!("cannot run '{command}': {e}")),
+            Err(e) => Err(e),
         };
+        let ready = outcome.is_ok();
         kit.record("launch_ready", true, started, outcome);
+        if !ready {
+            return kit.stop(launched, true).await;
+        }
     }
     let health_started = Instant::now();
     let health = kit.health().await;
-    kit.record("health", true, health_started, health);
+    let reached = !matches!(&health, Err((_, true)));
+    kit.record("health", true, health_started, health.map_err(|(e, _)| e));
+    if !reached {
+        // Every other check would fail with the same connection error.
+        return kit.stop(launched, true).await;
+    }
     kit.timed("non_stream_shape", Kit::non_stream_shape).await;
     kit.timed("stream_shape", |kit| Box::pin(kit.stream_shape(false)))
         .await;
@@ -160,20 +173,26 @@ pub async fn run_checks(options: CheckOptions) -> Report {
     kit.timed("artifacts", Kit::artifacts).await;
     kit.timed("malformed_request", Kit::malformed_request).await;
     kit.timed("concurrency", Kit::concurrency).await;
-    if let Some(mut child) = launched {
-        let _ = child.kill().await;
-    }
-    let passed = kit.checks.iter().all(|c| c.passed || !c.required);
-    Report {
-        target: kit.options.url.clone(),
-        passed,
-        checks: kit.checks,
-    }
+    kit.stop(launched, false).await
 }
 
 type CheckFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
 
 impl Kit {
+    /// Ends a launched competitor's whole process group and builds the report.
+    async fn stop(self, launched: Option<crate::Launched>, unreachable: bool) -> Report {
+        if let Some(launched) = launched {
+            launched.stop(Duration::from_secs(3)).await;
+        }
+        let passed = !unreachable && self.checks.iter().all(|c| c.passed || !c.required);
+        Report {
+            target: self.options.url.clone(),
+            passed,
+            unreachable,
+            checks: self.checks,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.options.url)
     }
@@ -217,9 +236,15 @@ impl Kit {
         Bytes::from(body.to_string())
     }
 
-    async fn wait_ready(&self) -> Outcome {
+    async fn wait_ready(&self, launched: &crate::Launched) -> Outcome {
         let started = Instant::now();
         while started.elapsed() < READINESS_TIMEOUT {
+            if launched.has_exited() {
+                return Err(format!(
+                    "the launched command exited after {:.1} s without becoming ready",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
             if let Ok(response) = self
                 .client
                 .get(&self.url(HEALTH_PATH), Duration::from_secs(1))
@@ -240,12 +265,17 @@ impl Kit {
         ))
     }
 
-    async fn health(&self) -> Outcome {
+    /// The error says whether the competitor was unreachable.
+    async fn health(&self) -> Result<String, (String, bool)> {
         let response = self
             .client
             .get(&self.url(HEALTH_PATH), Duration::from_secs(5))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), e.is_unreachable()))?;
+        self.health_body(response).map_err(|e| (e, false))
+    }
+
+    fn health_body(&self, response: crate::FullResponse) -> Outcome {
         if !response.status.is_success() {
             return Err(format!("GET /health answered {}", response.status));
         }
@@ -293,6 +323,14 @@ impl Kit {
                 first.get("finish_reason").is_some_and(Value::is_string),
                 "choices[0].finish_reason is missing",
             )?;
+            for (i, choice) in choices.iter().enumerate() {
+                required_nullable(choice, "logprobs", &format!("choices[{i}]"))?;
+                required_nullable(
+                    &choice["message"],
+                    "refusal",
+                    &format!("choices[{i}].message"),
+                )?;
+            }
             check_usage_not_null(&json)?;
             Ok(format!("chat.completion with {} choice(s)", choices.len()))
         })
@@ -385,9 +423,12 @@ impl Kit {
                 summary.usage_chunks == 0,
                 "a usage chunk came although include_usage was not asked",
             )?;
+            let first_byte = summary.first_item_at.unwrap_or_default();
             Ok(format!(
-                "{} chunks, role first, finish_reason, one [DONE], nothing after",
-                summary.chunks
+                "{} chunks, role first, finish_reason, one [DONE], nothing after; first byte after {:.2} s (target {} s)",
+                summary.chunks,
+                first_byte.as_secs_f64(),
+                TTFB_TARGET.as_secs()
             ))
         }
     }
@@ -500,24 +541,29 @@ impl Kit {
 
     fn concurrency(&self) -> CheckFuture<'_> {
         Box::pin(async move {
-            let (a, b) = tokio::join!(self.busy_interval(), self.busy_interval());
-            let (a_start, a_end) = a?;
-            let (b_start, b_end) = b?;
-            let overlap = a_end
-                .min(b_end)
-                .saturating_duration_since(a_start.max(b_start));
+            // The contract's minimum: MIN_CONCURRENCY requests served at the same time.
+            let intervals =
+                futures_util::future::join_all((0..MIN_CONCURRENCY).map(|_| self.busy_interval()))
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()?;
+            let latest_start = intervals.iter().map(|i| i.0).max();
+            let earliest_end = intervals.iter().map(|i| i.1).min();
+            let overlap = match (latest_start, earliest_end) {
+                (Some(start), Some(end)) => end.saturating_duration_since(start),
+                _ => Duration::ZERO,
+            };
             // A server that takes requests one at a time may still show a sliver of
             // overlap from scheduling; real concurrency overlaps for most of the work.
             if overlap >= Duration::from_millis(50) {
                 Ok(format!(
-                    "2 requests overlapped for {:.2} s",
+                    "{MIN_CONCURRENCY} requests overlapped for {:.2} s",
                     overlap.as_secs_f64()
                 ))
             } else {
-                Err(
-                    "two concurrent requests did not overlap: requests are served one at a time"
-                        .to_owned(),
-                )
+                Err(format!(
+                    "{MIN_CONCURRENCY} concurrent requests did not overlap: requests are served one at a time"
+                ))
             }
         })
     }
@@ -563,14 +609,6 @@ pub async fn fetch_artifact(
     Ok(response.body)
 }
 
-fn stderr_stdio() -> Stdio {
-    use std::os::fd::AsFd;
-    match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => Stdio::from(fd),
-        Err(_) => Stdio::null(),
-    }
-}
-
 fn expect(condition: bool, message: &str) -> Result<(), String> {
     if condition {
         Ok(())
@@ -592,6 +630,18 @@ fn describe(item: &SseItem) -> String {
             "an event '{}'",
             event.data.chars().take(60).collect::<String>()
         ),
+    }
+}
+
+/// A field OpenAI's spec marks required and nullable: present, `null` when it has no value
+/// (the official SDKs type it as non-optional; `undefined` breaks `!== null` checks).
+fn required_nullable(object: &Value, key: &str, at: &str) -> Result<(), String> {
+    if object.get(key).is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{at}.{key} is missing (required and nullable: send null when there is none)"
+        ))
     }
 }
 
@@ -677,7 +727,8 @@ impl StreamSummary {
             self.saw_choices = true;
             self.role_first = choices[0]["delta"]["role"] == "assistant";
         }
-        for choice in choices {
+        for (i, choice) in choices.iter().enumerate() {
+            required_nullable(choice, "finish_reason", &format!("a chunk's choices[{i}]"))?;
             let delta = &choice["delta"];
             if delta
                 .get("reasoning_content")

@@ -40,13 +40,15 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
-    /// No answer in time.
-    #[error("{url} did not answer within {after:?}")]
+    /// No answer in time; `deadline` says which wait ran out.
+    #[error("{url} {deadline} {}", humanize(*after))]
     Timeout {
         /// The URL.
         url: String,
         /// The timeout.
         after: Duration,
+        /// Which wait ran out.
+        deadline: Deadline,
     },
     /// The SSE framing broke.
     #[error("malformed event stream from {url}: {reason}")]
@@ -56,6 +58,47 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+}
+
+/// Which wait of a call ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Deadline {
+    /// Connecting, sending the request and receiving the response head.
+    FirstByte,
+    /// The whole response, body included (non-streamed calls).
+    Total,
+    /// Silence in the middle of an event stream that had started.
+    Idle,
+}
+
+impl std::fmt::Display for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Deadline::FirstByte => "did not answer (connect and first byte) within",
+            Deadline::Total => "did not send the whole response within",
+            Deadline::Idle => "started streaming, then went silent for",
+        })
+    }
+}
+
+fn humanize(after: Duration) -> String {
+    if after.subsec_millis() == 0 {
+        format!("{} s", after.as_secs())
+    } else {
+        format!("{:.1} s", after.as_secs_f64())
+    }
+}
+
+impl ClientError {
+    /// True when the peer could not be reached or did not answer in time (as opposed to
+    /// answering something wrong, or a bad URL).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Transport { .. } | ClientError::Timeout { .. } | ClientError::Body { .. }
+        )
+    }
 }
 
 /// A complete (non-streamed) response.
@@ -121,6 +164,7 @@ impl EventStream {
                     return Err(ClientError::Timeout {
                         url: self.url.clone(),
                         after: idle,
+                        deadline: Deadline::Idle,
                     })
                 }
                 Ok(None) => {
@@ -224,6 +268,7 @@ impl HttpClient {
             Err(_) => Err(ClientError::Timeout {
                 url: url.to_owned(),
                 after: timeout,
+                deadline: Deadline::FirstByte,
             }),
             Ok(Err(e)) => Err(ClientError::Transport {
                 url: url.to_owned(),
@@ -271,6 +316,7 @@ impl HttpClient {
                 return Err(ClientError::Timeout {
                     url: url.to_owned(),
                     after: timeout,
+                    deadline: Deadline::Total,
                 })
             }
             Ok(Err(e)) => {

@@ -5,10 +5,14 @@
 //!   reader that timestamps every event and comment.
 //! - `conformance`: [`run_checks`] — the competitor conformance kit ([`CheckOptions`] in,
 //!   [`Report`] out).
+//! - `launch`: [`Launched`] — a command started for a check in a process group of its own,
+//!   split like a shell splits words ([`split_command`]) without running a shell.
 #![deny(missing_docs)]
 
 mod conformance;
 mod http;
+mod launch;
 
 pub use conformance::{fetch_artifact, run_checks, CheckOptions, CheckResult, Report};
-pub use http::{ClientError, EventStream, FullResponse, HttpClient, TimedItem};
+pub use http::{ClientError, Deadline, EventStream, FullResponse, HttpClient, TimedItem};
+pub use launch::{split_command, Launched};

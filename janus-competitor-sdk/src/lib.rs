@@ -83,6 +83,12 @@ pub use sandy::{
 };
 pub use server::{serve, shutdown_signal};
 
+/// The crate's README, compiled and run as doctests so its examples cannot drift from the
+/// code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Why [`run`] stopped.
 #[derive(thiserror::Error)]
 #[non_exhaustive]

@@ -63,12 +63,21 @@ pub enum SandyError {
     },
 }
 
+impl From<SandyError> for crate::CompetitorError {
+    /// A failed Sandy call fails the handler (an error event, or a 500 envelope), so `?`
+    /// works on Sandy calls inside [`Competitor::handle`](crate::Competitor::handle).
+    fn from(error: SandyError) -> Self {
+        crate::CompetitorError::Internal(error.to_string())
+    }
+}
+
 /// What to create.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     /// Time to live in seconds (reference default 600).
     pub ttl_seconds: u64,
-    /// 1 (interactive) … 3 (benchmark).
+    /// Smaller is more important: 1 for interactive work, 3 for preemptable benchmark runs
+    /// (janus-sandbox accepts 0-100).
     pub priority: u8,
     /// May be stopped to make room.
     pub preemptable: bool,
@@ -271,7 +280,11 @@ impl SandyClient {
         }
     }
 
-    /// From `SANDY_BASE_URL` and `SANDY_API_KEY`; `None` without a base URL.
+    /// From `SANDY_BASE_URL` and `SANDY_API_KEY` (optional; sent as a bearer key).
+    ///
+    /// Returns `None` when `SANDY_BASE_URL` is unset or empty: the competitor was started
+    /// without a sandbox service, and should answer without one (or fail the request with
+    /// a clear message). Nothing is contacted here; a wrong URL shows on the first call.
     pub fn from_env() -> Option<SandyClient> {
         let base = std::env::var("SANDY_BASE_URL")
             .ok()
@@ -677,11 +690,20 @@ impl SandyClient {
 /// A sandbox seen from a competitor's handler: its lifecycle becomes reasoning lines and
 /// `sandbox_start` / `sandbox_end` events, and its `/workspace/artifacts` becomes artifact
 /// descriptors.
+///
+/// End it with [`finish`](SandboxSession::finish). A session dropped without `finish` —
+/// the client went away and the SDK cancelled the handler, the handler returned early with
+/// `?`, or it panicked — terminates its sandbox in the background, so no sandbox outlives
+/// the request that started it.
 #[derive(Debug)]
 pub struct SandboxSession {
     client: SandyClient,
     /// The sandbox.
     pub info: SandboxInfo,
+    /// The request's artifact store, taken on the handler's task at `start`, so large
+    /// artifacts can be copied into it from any task.
+    artifacts: Option<crate::Artifacts>,
+    finished: bool,
 }
 
 impl SandboxSession {
@@ -695,23 +717,49 @@ impl SandboxSession {
         let info = client.create(options).await.map_err(|e| {
             crate::CompetitorError::Internal(format!("cannot start a sandbox: {e}"))
         })?;
+        // From here on, dropping the session terminates the sandbox.
+        let session = SandboxSession {
+            client,
+            info,
+            artifacts: crate::Artifacts::current(),
+            finished: false,
+        };
         out.janus(JanusEvent::new(
             JanusEvent::SANDBOX_START,
-            json!({"sandbox_id": info.id}),
+            json!({"sandbox_id": session.info.id}),
         ))
         .await?;
-        out.reasoning(&format!("Sandbox {} is ready.\n", info.id))
+        out.reasoning(&format!("Sandbox {} is ready.\n", session.info.id))
             .await?;
-        Ok(SandboxSession { client, info })
+        Ok(session)
     }
 
-    /// The client, for commands and files.
+    /// The client, for the calls without a shortcut here.
     pub fn client(&self) -> &SandyClient {
         &self.client
     }
 
-    /// Descriptors for every file in `/workspace/artifacts`: a `data:` URL up to 1,000,000
-    /// bytes, else the sandbox's artifact URL; sha256 and size from the bytes read.
+    /// Runs `command` (with `/bin/sh -c`) in the sandbox; `timeout` ends it.
+    pub async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, SandyError> {
+        self.client.exec(&self.info.id, command, timeout).await
+    }
+
+    /// Writes `bytes` to `path` (relative to `/workspace`, or absolute under it).
+    pub async fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), SandyError> {
+        self.client.write_file(&self.info.id, path, bytes).await
+    }
+
+    /// Reads the file at `path`.
+    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, SandyError> {
+        self.client.read_file(&self.info.id, path).await
+    }
+
+    /// Descriptors for every file in `/workspace/artifacts`, with sha256 and size from the
+    /// bytes read: a `data:` URL up to 1,000,000 bytes; larger files are copied into the
+    /// competitor's artifact store, so they stay downloadable for their TTL after
+    /// [`finish`](SandboxSession::finish) terminates the sandbox. Only outside a handler
+    /// (no store, e.g. a unit test) does a large artifact point at the sandbox's own URL,
+    /// which stops working with the sandbox.
     pub async fn collect_artifacts(&self) -> Result<Vec<ArtifactDescriptor>, SandyError> {
         let listing = match self
             .client
@@ -732,6 +780,7 @@ impl SandboxSession {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        let store = self.artifacts.clone().or_else(crate::Artifacts::current);
         for entry in entries {
             if entry
                 .get("type")
@@ -748,13 +797,18 @@ impl SandboxSession {
                 .read_file(&self.info.id, &format!("/workspace/artifacts/{name}"))
                 .await?;
             let mime = janus_core::mime_type_for_name(name);
+            let protocol = |reason: String| SandyError::Protocol {
+                what: "artifact".into(),
+                reason,
+            };
             let descriptor = if bytes.len() as u64 <= janus_core::contract::DATA_URL_MAX_BYTES {
-                ArtifactDescriptor::inline(&bytes, name, mime).map_err(|e| {
-                    SandyError::Protocol {
-                        what: "artifact".into(),
-                        reason: e.to_string(),
-                    }
-                })?
+                ArtifactDescriptor::inline(&bytes, name, mime)
+                    .map_err(|e| protocol(e.to_string()))?
+            } else if let Some(store) = &store {
+                store
+                    .publish(bytes, name, mime)
+                    .await
+                    .map_err(|e| protocol(e.to_string()))?
             } else {
                 let base =
                     self.info.url.clone().unwrap_or_else(|| {
@@ -773,12 +827,38 @@ impl SandboxSession {
     }
 
     /// Terminates the sandbox and tells the client.
-    pub async fn finish(self, out: &mut dyn EventWriter) -> Result<(), WriterClosed> {
+    pub async fn finish(mut self, out: &mut dyn EventWriter) -> Result<(), WriterClosed> {
         let outcome = self.client.terminate(&self.info.id).await;
+        // Terminated, or at least tried: Drop need not try again.
+        self.finished = true;
         out.janus(JanusEvent::new(
             JanusEvent::SANDBOX_END,
             json!({"sandbox_id": self.info.id, "ok": outcome.is_ok()}),
         ))
         .await
+    }
+}
+
+impl Drop for SandboxSession {
+    /// Dropped without `finish` (cancelled, returned early, panicked): terminate in the
+    /// background. Drop cannot await, and a cancelled handler's task is gone, so the call
+    /// runs on a task of its own.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(sandbox = %self.info.id, "session dropped outside a runtime; its sandbox lives until its TTL");
+            return;
+        };
+        let client = self.client.clone();
+        let id = std::mem::take(&mut self.info.id);
+        runtime.spawn(async move {
+            if let Err(e) = client.terminate(&id).await {
+                tracing::warn!(sandbox = %id, error = %e, "could not terminate an abandoned sandbox");
+            } else {
+                tracing::info!(sandbox = %id, "terminated the sandbox of an abandoned session");
+            }
+        });
     }
 }

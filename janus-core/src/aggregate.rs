@@ -26,6 +26,7 @@ struct ChoiceState {
     reasoning: Option<String>,
     tool_calls: BTreeMap<u32, ToolCallState>,
     artifacts: Vec<ArtifactDescriptor>,
+    refusal: Option<String>,
     finish_reason: Option<String>,
 }
 
@@ -63,6 +64,9 @@ impl ChunkAggregator {
             }
             if let Some(reasoning) = &delta.reasoning_content {
                 append(&mut state.reasoning, reasoning);
+            }
+            if let Some(refusal) = delta.extra.get("refusal").and_then(|r| r.as_str()) {
+                append(&mut state.refusal, refusal);
             }
             for call in delta.tool_calls.iter().flatten() {
                 let slot = state.tool_calls.entry(call.index).or_default();
@@ -119,9 +123,11 @@ impl ChunkAggregator {
                             .collect()
                     }),
                     artifacts: (!state.artifacts.is_empty()).then_some(state.artifacts),
+                    refusal: state.refusal,
                     extra: Extra::new(),
                 },
                 finish_reason: state.finish_reason,
+                logprobs: None,
                 extra: Extra::new(),
             })
             .collect();
@@ -134,9 +140,11 @@ impl ChunkAggregator {
                     reasoning_content: None,
                     tool_calls: None,
                     artifacts: None,
+                    refusal: None,
                     extra: Extra::new(),
                 },
                 finish_reason: Some("stop".to_owned()),
+                logprobs: None,
                 extra: Extra::new(),
             });
         }

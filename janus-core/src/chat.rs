@@ -1,7 +1,10 @@
 //! Chat-completion wire types (contract.md §1, §2) with the Janus extensions.
 //!
 //! Every object keeps fields it does not know in `extra`, so vendor fields survive a
-//! deserialize → serialize round trip. Absent optional fields are omitted, never `null`.
+//! deserialize → serialize round trip. Absent optional fields are omitted, never `null`;
+//! fields OpenAI's API spec marks required and nullable (`finish_reason` of a chunk choice,
+//! `logprobs` of a choice, `refusal` of a response message) are always sent, as `null`
+//! when they have no value, because the official SDKs type them as non-optional.
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -570,10 +573,13 @@ pub struct Choice {
     pub index: u32,
     /// The assistant message.
     pub message: ResponseMessage,
-    /// Why generation stopped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why generation stopped; required and nullable, so always sent.
+    #[serde(default)]
     pub finish_reason: Option<String>,
-    /// Vendor fields (e.g. `logprobs`).
+    /// Token log probabilities; required and nullable, so always sent (`null` here).
+    #[serde(default)]
+    pub logprobs: Option<Value>,
+    /// Vendor fields.
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -595,6 +601,9 @@ pub struct ResponseMessage {
     /// Janus: artifacts produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<Vec<ArtifactDescriptor>>,
+    /// The model's refusal message; required and nullable, so always sent.
+    #[serde(default)]
+    pub refusal: Option<String>,
     /// Vendor fields.
     #[serde(flatten)]
     pub extra: Extra,
@@ -652,8 +661,9 @@ pub struct ChunkChoice {
     /// What this chunk adds.
     #[serde(default)]
     pub delta: Delta,
-    /// Set on the last content chunk of this choice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Set on the last content chunk of this choice; `null` on every other chunk
+    /// (required and nullable, so always sent).
+    #[serde(default)]
     pub finish_reason: Option<String>,
     /// Vendor fields.
     #[serde(flatten)]

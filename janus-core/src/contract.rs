@@ -10,8 +10,6 @@ pub const HEALTH_PATH: &str = "/health";
 pub const MODELS_PATH: &str = "/v1/models";
 /// Optional metrics endpoint.
 pub const METRICS_PATH: &str = "/metrics";
-/// Artifact retrieval prefix on the gateway (`/v1/artifacts/{id}`).
-pub const ARTIFACTS_PATH_PREFIX: &str = "/v1/artifacts/";
 
 /// Port a competitor container listens on by default.
 pub const DEFAULT_COMPETITOR_PORT: u16 = 8080;

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-use crate::sandbox::{kill_tree, Manager, Sandbox, Spawned};
+use crate::sandbox::{kill_and_reap, Manager, Sandbox, Spawned};
 
 /// Silence after which a heartbeat goes out (the contract's gap limit is 2 s).
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -123,7 +123,7 @@ async fn drive(
     )
     .await
     {
-        kill_tree(&cgroups, pgid).await;
+        kill_and_reap(&mut child, &cgroups, pgid).await;
         return;
     }
     let deadline = tokio::time::sleep(request.max_duration);
@@ -135,7 +135,7 @@ async fn drive(
             line = lines.recv(), if lines_open => match line {
                 Some(line) => {
                     if !send(&tx, json!({"type": "output", "text": format!("{line}\n")})).await {
-                        kill_tree(&cgroups, pgid).await;
+                        kill_and_reap(&mut child, &cgroups, pgid).await;
                         return;
                     }
                     last_sent = Instant::now();
@@ -159,19 +159,17 @@ async fn drive(
                 break Ok(status.map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))).unwrap_or(-1));
             }
             () = &mut deadline => {
-                kill_tree(&cgroups, pgid).await;
-                let _ = child.kill().await;
+                kill_and_reap(&mut child, &cgroups, pgid).await;
                 break Err(format!("the agent ran past its {} s limit and was stopped", request.max_duration.as_secs()));
             }
             () = cancel.notified() => {
-                kill_tree(&cgroups, pgid).await;
-                let _ = child.kill().await;
+                kill_and_reap(&mut child, &cgroups, pgid).await;
                 break Err("the agent run was cancelled".to_owned());
             }
             _ = ticker.tick() => {
                 if last_sent.elapsed() >= HEARTBEAT {
                     if !send(&tx, json!({"type": "heartbeat", "elapsed": started.elapsed().as_secs_f64()})).await {
-                        kill_tree(&cgroups, pgid).await;
+                        kill_and_reap(&mut child, &cgroups, pgid).await;
                         return;
                     }
                     last_sent = Instant::now();

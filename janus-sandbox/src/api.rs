@@ -165,6 +165,27 @@ fn parse_env(value: Option<&Value>, param: &str) -> Result<Vec<(String, String)>
     }
 }
 
+/// Sandy's convention is only "smaller is more important" (reference clients send 1 and 3,
+/// one sends `"NORMAL"`): any integer 0-100, or a name; default NORMAL (2).
+fn parse_priority(value: Option<&Value>) -> Result<u8, SandboxError> {
+    const WHY: &str =
+        "'priority' must be an integer 0-100 (smaller is more important) or HIGH, NORMAL, LOW";
+    match value {
+        None | Some(Value::Null) => Ok(2),
+        Some(Value::String(name)) => match name.to_ascii_uppercase().as_str() {
+            "HIGH" => Ok(1),
+            "NORMAL" => Ok(2),
+            "LOW" => Ok(3),
+            _ => Err(bad("priority", WHY)),
+        },
+        Some(value) => value
+            .as_u64()
+            .filter(|n| *n <= 100)
+            .map(|n| n as u8)
+            .ok_or_else(|| bad("priority", WHY)),
+    }
+}
+
 fn create_request(config: &Config, body: &Value) -> Result<CreateRequest, SandboxError> {
     let ttl = match optional_u64(body, "ttl_seconds")? {
         None => config.default_ttl,
@@ -177,29 +198,7 @@ fn create_request(config: &Config, body: &Value) -> Result<CreateRequest, Sandbo
         }
         Some(s) => Duration::from_secs(s),
     };
-    let priority = match body.get("priority") {
-        None | Some(Value::Null) => 2,
-        Some(Value::String(name)) => match name.to_ascii_uppercase().as_str() {
-            "HIGH" => 1,
-            "NORMAL" => 2,
-            "LOW" => 3,
-            _ => {
-                return Err(bad(
-                    "priority",
-                    "'priority' must be 1-3 or HIGH, NORMAL, LOW",
-                ))
-            }
-        },
-        Some(value) => match value.as_u64() {
-            Some(n @ 1..=3) => n as u8,
-            _ => {
-                return Err(bad(
-                    "priority",
-                    "'priority' must be 1-3 or HIGH, NORMAL, LOW",
-                ))
-            }
-        },
-    };
+    let priority = parse_priority(body.get("priority"))?;
     let preemptable = match body.get("preemptable") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,

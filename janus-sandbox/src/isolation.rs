@@ -201,18 +201,50 @@ pub fn kill_group(pgid: u32) {
     }
 }
 
+/// Whether `pid` lives in this service's own PID namespace (the `nsenter` wrappers of
+/// execs do; everything they started inside a sandbox does not).
+fn in_our_pid_namespace(pid: u32, ours: &Option<PathBuf>) -> bool {
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    theirs.is_some() && &theirs == ours
+}
+
 /// SIGKILLs everything in these cgroups until they are empty (a fork storm may add
 /// processes while we kill, hence the loop), then waits until the killed processes are
 /// reaped too, so that nothing of the tree is visible when this returns (3 s at most).
+///
+/// The processes inside the sandbox die first, the `nsenter` wrappers (in our PID
+/// namespace) after them: a wrapper reaps its child at once, whereas a child orphaned by
+/// its wrapper goes to the host's init, which may take seconds to reap it (issue 11: a
+/// timed-out exec answered up to 3 s late waiting for that zombie).
 pub async fn kill_cgroups(dirs: &[PathBuf]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let ours = std::fs::read_link("/proc/self/ns/pid").ok();
     let mut killed = std::collections::HashSet::new();
+    let mut inside_only = true;
     loop {
         let pids: Vec<u32> = dirs.iter().flat_map(|d| cgroup_pids(d)).collect();
-        if pids.is_empty() {
+        let (wrappers, inside): (Vec<u32>, Vec<u32>) = pids
+            .into_iter()
+            .partition(|pid| in_our_pid_namespace(*pid, &ours));
+        let targets = if inside_only && !inside.is_empty() {
+            inside
+        } else if inside_only && !wrappers.is_empty() {
+            // Give the wrappers a moment to reap their children and exit on their own.
+            inside_only = false;
+            let grace = tokio::time::Instant::now() + Duration::from_millis(100);
+            while tokio::time::Instant::now() < grace
+                && dirs.iter().any(|d| !cgroup_pids(d).is_empty())
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            continue;
+        } else {
+            inside.into_iter().chain(wrappers).collect()
+        };
+        if targets.is_empty() {
             break;
         }
-        for pid in pids {
+        for pid in targets {
             kill_pid(pid);
             killed.insert(pid);
         }

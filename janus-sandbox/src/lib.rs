@@ -36,4 +36,10 @@ pub use config::{parse_forward, Args, Config, IsolationMode, DEFAULT_AGENT_COMMA
 pub use error::SandboxError;
 pub use isolation::{full_isolation_available, Rlimits};
 pub use relay::{helper_main, run_helper};
-pub use sandbox::sandbox_path;
+pub use sandbox::{sandbox_path, socket_base};
+
+/// The crate's README, compiled and run as doctests so its examples cannot drift from the
+/// code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

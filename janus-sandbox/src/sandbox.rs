@@ -25,7 +25,7 @@ const TOMBSTONES: usize = 4096;
 pub struct CreateRequest {
     /// Time to live.
     pub ttl: Duration,
-    /// 1 (most important) … 3.
+    /// 0 (most important) … 100; HIGH = 1, NORMAL = 2, LOW = 3.
     pub priority: u8,
     /// May be terminated to make room for more important work.
     pub preemptable: bool,
@@ -63,6 +63,8 @@ pub struct Sandbox {
     pub agent_cancel: Arc<tokio::sync::Notify>,
     /// Forward helpers inside the sandbox and their host-side relays.
     forwards: Mutex<Vec<(tokio::process::Child, tokio::task::JoinHandle<()>)>>,
+    /// Where this sandbox's forward sockets live, when not under `dir` (a long `--root`).
+    socket_dir: Option<PathBuf>,
     limits: Limits,
 }
 
@@ -89,6 +91,31 @@ pub async fn kill_tree(cgroups: &[PathBuf], pgid: Option<u32>) {
     }
 }
 
+/// Kills a spawned command's whole tree with SIGKILL and reaps the command meanwhile: until
+/// it is reaped its zombie stays in /proc, and killing a cgroup waits for every killed pid
+/// to vanish (issue 11: that made a timed-out exec answer 3 s late).
+pub async fn kill_and_reap(
+    child: &mut tokio::process::Child,
+    cgroups: &[PathBuf],
+    pgid: Option<u32>,
+) -> Option<std::process::ExitStatus> {
+    let reap = async {
+        if cgroups.is_empty() {
+            let _ = child.start_kill();
+        } else {
+            // The wrapper dies with its cgroup, after the tree inside; SIGKILL it directly
+            // only if it somehow outlives that.
+            if let Ok(status) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+                return status.ok();
+            }
+            let _ = child.start_kill();
+        }
+        child.wait().await.ok()
+    };
+    let ((), status) = tokio::join!(kill_tree(cgroups, pgid), reap);
+    status
+}
+
 /// The outcome of an exec.
 #[derive(Debug, Serialize)]
 pub struct ExecResult {
@@ -109,10 +136,34 @@ pub struct ExecResult {
     pub oom_killed: bool,
 }
 
+/// Longest Unix socket path (`sun_path` holds 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+/// Room a socket path needs below its base: `/sbx_<24 hex>/f<n>.sock`.
+const SOCKET_SUFFIX: usize = "/sbx_000000000000000000000000/f999.sock".len();
+
+/// The folder under which each sandbox's forward sockets live: the sandbox folders under
+/// `--root` when that is short enough for a Unix socket path, else a short folder in the
+/// temporary directory (or `/tmp`) named after the root, so a restarted service finds it.
+pub fn socket_base(root: &Path) -> PathBuf {
+    let fits = |base: &Path| base.as_os_str().len() + SOCKET_SUFFIX <= MAX_SOCKET_PATH;
+    if fits(root) {
+        return root.to_owned();
+    }
+    let hash = janus_core::sha256_hex(root.as_os_str().as_encoded_bytes());
+    let name = format!("janus-sbx-{}", &hash[..12]);
+    let temp = std::env::temp_dir().join(&name);
+    if fits(&temp) {
+        temp
+    } else {
+        Path::new("/tmp").join(name)
+    }
+}
+
 /// All sandboxes.
 #[derive(Debug)]
 pub struct Manager {
     config: Config,
+    socket_base: PathBuf,
     sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
     tombstones: Mutex<VecDeque<String>>,
     /// Serializes capacity decisions so two creates cannot both take the last slot.
@@ -170,9 +221,29 @@ pub async fn recover(config: &Config) {
         }
         stale += 1;
     }
+    let sockets = socket_base(&config.root);
+    if sockets != config.root {
+        if let Ok(mut entries) = tokio::fs::read_dir(&sockets).await {
+            while let Ok(Some(entry)) = entries.next_entry().await {
+                if entry.file_name().to_string_lossy().starts_with("sbx_") {
+                    let _ = tokio::fs::remove_dir_all(entry.path()).await;
+                }
+            }
+        }
+    }
     if stale > 0 {
         tracing::warn!(stale, root = %config.root.display(), "removed sandboxes left by an earlier run");
     }
+}
+
+/// Creates a folder only its owner can enter, parents included (the socket base is shared
+/// with nothing else, but it may sit in a world-writable temporary directory).
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 /// Resolves a path a client names (relative to `/workspace`, or absolute under it) to the
@@ -213,6 +284,7 @@ impl Manager {
     /// A manager with no sandboxes.
     pub fn new(config: Config) -> Manager {
         Manager {
+            socket_base: socket_base(&config.root),
             config,
             sandboxes: RwLock::default(),
             tombstones: Mutex::default(),
@@ -308,7 +380,19 @@ impl Manager {
         let mut env = request.env;
         let mut forwards = Vec::new();
         let mut forward_error = None;
-        for (name, target) in &self.config.forwards {
+        // Regression (issue 11): sockets under a long --root failed with "path must be
+        // shorter than SUN_LEN"; they go to a short folder then.
+        let socket_dir = (self.socket_base != self.config.root && isolated.is_some())
+            .then(|| self.socket_base.join(&id));
+        if let Some(socket_dir) = &socket_dir {
+            if let Err(e) = create_private_dir(socket_dir) {
+                forward_error = Some(format!("cannot create {}: {e}", socket_dir.display()));
+            }
+        }
+        for (index, (name, target)) in self.config.forwards.iter().enumerate() {
+            if forward_error.is_some() {
+                break;
+            }
             let port = target.rsplit_once(':').map(|(_, p)| p).unwrap_or("0");
             let key = format!(
                 "SANDY_FORWARD_{}",
@@ -316,7 +400,10 @@ impl Manager {
             );
             match &isolated {
                 Some(isolated) => {
-                    let socket = dir.join(format!("forward-{name}.sock"));
+                    let socket = socket_dir
+                        .as_ref()
+                        .unwrap_or(&dir)
+                        .join(format!("f{index}.sock"));
                     match self
                         .start_forward(isolated.holder_pid, port, &socket, target.clone())
                         .await
@@ -342,6 +429,9 @@ impl Manager {
                 isolated.destroy().await;
             }
             let _ = tokio::fs::remove_dir_all(&dir).await;
+            if let Some(socket_dir) = &socket_dir {
+                let _ = tokio::fs::remove_dir_all(socket_dir).await;
+            }
             return Err(SandboxError::Internal(message));
         }
         let sandbox = Arc::new(Sandbox {
@@ -360,6 +450,7 @@ impl Manager {
             busy: RwLock::new(()),
             agent_cancel: Arc::default(),
             forwards: Mutex::new(forwards),
+            socket_dir,
             limits: request.limits,
         });
         self.sandboxes.write().await.insert(id, sandbox.clone());
@@ -398,6 +489,9 @@ impl Manager {
             isolated.destroy().await;
         }
         let _guard = sandbox.busy.write().await;
+        if let Some(socket_dir) = &sandbox.socket_dir {
+            let _ = tokio::fs::remove_dir_all(socket_dir).await;
+        }
         if let Err(e) = tokio::fs::remove_dir_all(&sandbox.dir).await {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(sandbox = %sandbox.id, error = %e, "could not remove the sandbox directory");
@@ -521,6 +615,10 @@ impl Manager {
         for id in ids {
             let _ = self.terminate(&id, false).await;
         }
+        if self.socket_base != self.config.root {
+            // Empty by now; fails harmlessly if another service with this root uses it.
+            let _ = tokio::fs::remove_dir(&self.socket_base).await;
+        }
     }
 
     /// Starts `command` with `/bin/sh -c` in the sandbox, stdout and stderr piped.
@@ -600,10 +698,11 @@ impl Manager {
         let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
             Ok(status) => (status.ok(), false),
             Err(_) => {
-                // Kill the whole tree, whatever it does with SIGTERM.
-                kill_tree(&exec_cgroups, pgid).await;
-                let _ = child.kill().await;
-                (child.wait().await.ok(), true)
+                // Kill the whole tree with SIGKILL, whatever it does with SIGTERM, and reap
+                // our own child meanwhile: until it is reaped its zombie stays in /proc, and
+                // kill_cgroups waits for every killed pid to vanish (issue 11: that made a
+                // timed-out exec answer 3 s late).
+                (kill_and_reap(&mut child, &exec_cgroups, pgid).await, true)
             }
         };
         // Background processes may keep the pipes open; take what came within a moment.

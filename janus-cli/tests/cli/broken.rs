@@ -29,6 +29,9 @@ pub enum Defect {
     NoHealth,
     /// Requests are served strictly one at a time.
     Serial,
+    /// Required-nullable fields left out: no `finish_reason: null` on chunks, no
+    /// `logprobs`/`refusal` in responses (issue 11).
+    NoNullables,
 }
 
 pub struct Broken {
@@ -75,14 +78,18 @@ fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Bod
         .unwrap()
 }
 
-fn chunk(delta: Value, finish: Option<&str>, usage_null: bool) -> String {
+fn chunk(defect: Defect, delta: Value, finish: Option<&str>) -> String {
     let mut chunk = json!({
         "id": "chatcmpl-broken", "object": "chat.completion.chunk", "created": 1, "model": "m",
-        "choices": [{"index": 0, "delta": delta}],
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     });
-    if let Some(reason) = finish {
-        chunk["choices"][0]["finish_reason"] = json!(reason);
+    if defect == Defect::NoNullables && finish.is_none() {
+        chunk["choices"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("finish_reason");
     }
+    let usage_null = defect == Defect::UsageNull;
     if usage_null {
         chunk["usage"] = Value::Null;
     }
@@ -123,7 +130,6 @@ async fn answer(
             r#"{"error":{"message":"messages empty","type":"invalid_request_error","param":"messages","code":null}}"#,
         );
     }
-    let usage_null = defect == Defect::UsageNull;
     let prompt = json["messages"][0]["content"]
         .as_str()
         .unwrap_or("")
@@ -131,11 +137,17 @@ async fn answer(
     if json["stream"] != true {
         let mut response = json!({
             "id": "chatcmpl-broken", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi", "refusal": null}, "finish_reason": "stop", "logprobs": null}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         });
-        if usage_null {
+        if defect == Defect::UsageNull {
             response["usage"] = Value::Null;
+        }
+        if defect == Defect::NoNullables {
+            response["choices"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("logprobs");
         }
         return full(200, "application/json", response.to_string());
     }
@@ -143,11 +155,11 @@ async fn answer(
     let mut steps: Vec<(Duration, String)> = vec![
         (
             Duration::ZERO,
-            chunk(json!({"role": "assistant"}), None, usage_null),
+            chunk(defect, json!({"role": "assistant"}), None),
         ),
         (
             Duration::ZERO,
-            chunk(json!({"reasoning_content": "working\n"}), None, usage_null),
+            chunk(defect, json!({"reasoning_content": "working\n"}), None),
         ),
     ];
     if slow {
@@ -159,14 +171,14 @@ async fn answer(
         steps.push((
             Duration::from_millis(pause),
             chunk(
+                defect,
                 json!({"reasoning_content": "still working\n"}),
                 None,
-                usage_null,
             ),
         ));
         steps.push((
             Duration::from_millis(400),
-            chunk(json!({"content": "done"}), None, usage_null),
+            chunk(defect, json!({"content": "done"}), None),
         ));
     }
     if prompt.contains("file") {
@@ -177,16 +189,13 @@ async fn answer(
             artifact.sha256 = Some("0".repeat(64));
         }
         let event = janus_core::JanusEvent::artifacts(&[artifact]);
-        steps.push((
-            Duration::ZERO,
-            chunk(json!({"janus": event}), None, usage_null),
-        ));
+        steps.push((Duration::ZERO, chunk(defect, json!({"janus": event}), None)));
     }
     steps.push((
         Duration::ZERO,
-        chunk(json!({"content": "hi"}), None, usage_null),
+        chunk(defect, json!({"content": "hi"}), None),
     ));
-    steps.push((Duration::ZERO, chunk(json!({}), Some("stop"), usage_null)));
+    steps.push((Duration::ZERO, chunk(defect, json!({}), Some("stop"))));
     if json["stream_options"]["include_usage"] == true {
         let usage = json!({"id": "chatcmpl-broken", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}});
         steps.push((Duration::ZERO, format!("data: {usage}\n\n")));

@@ -101,7 +101,7 @@ async fn launch_starts_the_competitor_and_waits_for_readiness() {
     let url = format!("http://127.0.0.1:{port}");
     // `janus up` serves the echo competitor on a fixed port: a real process to launch.
     let command = format!(
-        "ECHO_SLOW_STEP_MS=300 exec {} up --no-sandbox --listen 127.0.0.1:{} --echo-listen 127.0.0.1:{port}",
+        "ECHO_SLOW_STEP_MS=300 {} up --no-sandbox --listen 127.0.0.1:{} --echo-listen 127.0.0.1:{port}",
         env!("CARGO_BIN_EXE_janus"),
         crate::free_port()
     );
@@ -120,6 +120,8 @@ async fn broken_competitors_fail_the_right_check() {
         (Defect::WrongSha256, "artifacts"),
         (Defect::NoHealth, "health"),
         (Defect::Serial, "concurrency"),
+        (Defect::NoNullables, "stream_shape"),
+        (Defect::NoNullables, "non_stream_shape"),
     ];
     let runs = cases.iter().map(|(defect, expected)| async move {
         let broken = Broken::start(*defect).await;

@@ -145,7 +145,7 @@ async fn up_then_chat_gets_the_echo_answer_with_a_verified_artifact() {
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .collect::<Vec<_>>(),
-        ["echo", "broken"]
+        ["echo (default)", "broken"]
     );
     let output = janus()
         .args(["health", "--gateway", &url])
@@ -188,7 +188,7 @@ async fn chat_against_nothing_fails_with_one_clear_line() {
         .output()
         .await
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3), "could not connect: exit 3");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("janus: "), "{stderr}");

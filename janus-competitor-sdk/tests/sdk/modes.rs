@@ -106,6 +106,30 @@ async fn stream_chunk_sequence_with_usage() {
         assert!(event.starts_with("data: "), "{event:?}");
         assert!(!event.contains('\n'), "{event:?}");
     }
+    // Regression (issue 11): every chunk choice carries `finish_reason`, `null` until the
+    // last, as OpenAI's spec requires; optional fields stay absent.
+    let json_chunks: Vec<serde_json::Value> = raw
+        .trim_end()
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    for chunk in &json_chunks[..5] {
+        let choice = &chunk["choices"][0];
+        assert!(
+            choice.get("finish_reason").is_some_and(|f| f.is_null()),
+            "{chunk}"
+        );
+        assert!(chunk.get("usage").is_none(), "{chunk}");
+        for key in ["reasoning_content", "content", "tool_calls", "janus"] {
+            assert!(
+                !choice["delta"].get(key).is_some_and(|v| v.is_null()),
+                "{chunk}"
+            );
+        }
+    }
+    assert_eq!(json_chunks[5]["choices"][0]["finish_reason"], "tool_calls");
     server.stop().await;
 }
 
@@ -163,6 +187,18 @@ async fn non_stream_folds_the_same_events() {
         "lookup"
     );
     assert_eq!(choice["finish_reason"], "tool_calls");
+    // Required and nullable in OpenAI's spec: present, `null`.
+    assert!(
+        choice.get("logprobs").is_some_and(|l| l.is_null()),
+        "{json}"
+    );
+    assert!(
+        choice["message"]
+            .get("refusal")
+            .is_some_and(|r| r.is_null()),
+        "{json}"
+    );
+    assert!(choice["message"].get("artifacts").is_none(), "{json}");
     // Usage is always part of a non-streaming response when the handler reports it.
     assert_eq!(
         json["usage"],

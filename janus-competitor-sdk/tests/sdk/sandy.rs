@@ -236,3 +236,170 @@ async fn create_retries_503_and_parses_tolerantly() {
         assert_eq!(request_id.as_deref(), Some("req-42"));
     }
 }
+
+/// A competitor whose handler works in a sandbox: writes an artifact of `size` bytes, runs
+/// `command`, then collects and finishes (`?` on Sandy errors: `From<SandyError>`).
+struct SandboxWorker {
+    sandy: SandyClient,
+    size: usize,
+    command: &'static str,
+}
+
+#[janus_competitor_sdk::async_trait]
+impl janus_competitor_sdk::Competitor for SandboxWorker {
+    async fn handle(
+        &self,
+        _request: janus_competitor_sdk::ChatCompletionRequest,
+        context: janus_competitor_sdk::RequestContext,
+        out: &mut dyn EventWriter,
+    ) -> Result<(), janus_competitor_sdk::CompetitorError> {
+        let client = self.sandy.with_request_id(&context.request_id);
+        let session = SandboxSession::start(client, &CreateOptions::default(), out).await?;
+        session
+            .write_file("artifacts/big.bin", &vec![b'q'; self.size])
+            .await?;
+        assert_eq!(
+            session.read_file("artifacts/big.bin").await?.len(),
+            self.size
+        );
+        let output = session.exec(self.command, Duration::from_secs(60)).await?;
+        out.content(&output.stdout).await?;
+        for artifact in session.collect_artifacts().await? {
+            out.artifact(artifact).await?;
+        }
+        session.finish(out).await?;
+        Ok(())
+    }
+}
+
+async fn serve_worker(worker: SandboxWorker) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(janus_competitor_sdk::serve(
+        listener,
+        Arc::new(worker),
+        janus_competitor_sdk::ServeConfig::default(),
+        std::future::pending::<()>(),
+    ));
+    url
+}
+
+fn stream_request() -> Bytes {
+    Bytes::from(
+        serde_json::json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "work"}]})
+            .to_string(),
+    )
+}
+
+/// Regression (issue 11): a large sandbox artifact got the sandbox's URL, and `finish` then
+/// terminated the sandbox, so the client's download answered 409.
+#[tokio::test]
+async fn large_sandbox_artifacts_stay_downloadable_after_finish() {
+    let (sandy, _stop) = sandbox_service("true").await;
+    let url = serve_worker(SandboxWorker {
+        sandy: SandyClient::new(&sandy, None),
+        size: 1_200_000,
+        command: "echo done",
+    })
+    .await;
+    let client = janus_client::HttpClient::default();
+    let mut stream = client
+        .post_stream(
+            &format!("{url}/v1/chat/completions"),
+            stream_request(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let mut artifacts = Vec::new();
+    let mut ended = false;
+    while let Some(item) = stream.next(Duration::from_secs(20)).await.unwrap() {
+        let janus_competitor_sdk::janus_core::sse::SseItem::Event(event) = item.item else {
+            continue;
+        };
+        if event.data == "[DONE]" {
+            continue;
+        }
+        let chunk: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+        assert!(chunk.get("error").is_none(), "{chunk}");
+        let janus = &chunk["choices"][0]["delta"]["janus"];
+        if let Ok(event) = serde_json::from_value::<janus_competitor_sdk::JanusEvent>(janus.clone())
+        {
+            ended |= event.event == "sandbox_end";
+            artifacts.extend(event.artifact_items());
+        }
+    }
+    assert!(ended, "no sandbox_end");
+    assert_eq!(artifacts.len(), 1);
+    let artifact = &artifacts[0];
+    assert!(
+        artifact.url.starts_with(&format!("{url}/artifacts/")),
+        "{}",
+        artifact.url
+    );
+    // The sandbox is gone; the copy in the competitor's store is not.
+    let fetched = client
+        .get(&artifact.url, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(fetched.status, 200);
+    artifact.verify(&fetched.body).unwrap();
+    let listed = client
+        .get(&format!("{sandy}/api/sandboxes"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(listed.json().unwrap()["sandboxes"], serde_json::json!([]));
+}
+
+/// Regression (issue 11): a session dropped without `finish` (client gone mid-exec, the
+/// handler cancelled) left its sandbox running until its TTL.
+#[tokio::test]
+async fn twenty_disconnects_mid_exec_leave_no_sandbox_running() {
+    let (sandy, _stop) = sandbox_service("true").await;
+    let url = serve_worker(SandboxWorker {
+        sandy: SandyClient::new(&sandy, None),
+        size: 10,
+        command: "sleep 3",
+    })
+    .await;
+    let client = janus_client::HttpClient::default();
+    let list = || async {
+        let listed = client
+            .get(&format!("{sandy}/api/sandboxes"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        listed.json().unwrap()["sandboxes"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let mut started = 0;
+    for _ in 0..20 {
+        let mut stream = client
+            .post_stream(
+                &format!("{url}/v1/chat/completions"),
+                stream_request(),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        // Read until the sandbox exists, then hang up while the handler waits on its exec.
+        while let Some(item) = stream.next(Duration::from_secs(10)).await.unwrap() {
+            if let janus_competitor_sdk::janus_core::sse::SseItem::Event(event) = item.item {
+                if event.data.contains("sandbox_start") {
+                    started += 1;
+                    break;
+                }
+            }
+        }
+        drop(stream);
+    }
+    assert_eq!(started, 20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut running = list().await;
+    while running > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        running = list().await;
+    }
+    assert_eq!(running, 0, "sandboxes still running after 20 disconnects");
+}

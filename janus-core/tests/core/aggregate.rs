@@ -65,9 +65,11 @@ fn folds_a_recorded_stream_into_the_non_streaming_response() {
                         {"id": "call_a", "type": "function", "function": {"name": "a", "arguments": "{\"x\":1}"}},
                         {"id": "call_b", "type": "function", "function": {"name": "b", "arguments": "{}"}}
                     ],
-                    "artifacts": [{"id": "artf_01", "type": "file", "mime_type": "text/plain", "size_bytes": 5, "url": "data:text/plain;base64,aGVsbG8="}]
+                    "artifacts": [{"id": "artf_01", "type": "file", "mime_type": "text/plain", "size_bytes": 5, "url": "data:text/plain;base64,aGVsbG8="}],
+                    "refusal": null
                 },
-                "finish_reason": "tool_calls"
+                "finish_reason": "tool_calls",
+                "logprobs": null
             }],
             "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "cost_usd": 0.5}
         })

@@ -1,5 +1,7 @@
-//! Exact JSON round trips of example payloads: unknown fields survive at every level, and
-//! nothing absent comes back as `null`.
+//! Exact JSON round trips of example payloads: unknown fields survive at every level,
+//! nothing optional and absent comes back as `null`, and the required-nullable fields
+//! (`finish_reason` of chunk choices, `logprobs` of choices, `refusal` of messages) are
+//! always there.
 
 use janus_core::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ContentPart, ErrorEnvelope,
@@ -61,7 +63,19 @@ fn response_with_artifacts_and_extended_usage_round_trips() {
     assert_eq!(usage.sandbox_seconds, Some(3.5));
     let artifacts = response.choices[0].message.artifacts.as_ref().unwrap();
     assert_eq!(artifacts[0].size_bytes, 5);
-    assert!(response.choices[0].message.extra.contains_key("refusal"));
+    assert_eq!(
+        response.choices[0].message.refusal.as_deref(),
+        Some("kept-as-extra")
+    );
+    assert!(response.choices[0].logprobs.is_some());
+}
+
+#[test]
+fn plain_response_with_required_nulls_round_trips() {
+    let response: ChatCompletionResponse = assert_round_trip("response_plain.json");
+    assert!(response.choices[0].logprobs.is_none());
+    assert!(response.choices[0].message.refusal.is_none());
+    assert!(response.usage.is_none());
 }
 
 #[test]
@@ -102,8 +116,28 @@ fn error_envelope_round_trips_with_all_four_keys() {
     }
 }
 
+/// The JSON with the required-nullable keys removed where they are `null`.
+fn without_required_nulls(mut json: Value) -> Value {
+    for choice in json["choices"].as_array_mut().into_iter().flatten() {
+        let choice = choice.as_object_mut().unwrap();
+        for key in ["finish_reason", "logprobs"] {
+            if choice.get(key) == Some(&Value::Null) {
+                choice.remove(key);
+            }
+        }
+        if let Some(Value::Object(message)) = choice.get_mut("message") {
+            if message.get("refusal") == Some(&Value::Null) {
+                message.remove("refusal");
+            }
+        }
+    }
+    json
+}
+
+/// Regression (issue 11): chunks omitted `finish_reason` until the last one, so the Node
+/// SDK saw `undefined` and `finish_reason !== null` treated every chunk as final.
 #[test]
-fn absent_optionals_are_omitted_not_null() {
+fn absent_optionals_are_omitted_and_required_nullables_are_null() {
     let chunk = ChatCompletionChunk::with_delta(
         "chatcmpl-1",
         1,
@@ -114,14 +148,27 @@ fn absent_optionals_are_omitted_not_null() {
         },
     );
     let json = serde_json::to_value(&chunk).unwrap();
-    assert!(!contains_null(&json), "nulls in {json}");
+    assert_eq!(json["choices"][0]["finish_reason"], Value::Null);
+    assert!(json["choices"][0].get("finish_reason").is_some());
     assert!(json.get("usage").is_none());
-    assert!(json["choices"][0].get("finish_reason").is_none());
+    let json = without_required_nulls(json);
+    assert!(!contains_null(&json), "nulls in {json}");
 
     let response = janus_core::ChunkAggregator::new().finish();
     let json = serde_json::to_value(&response).unwrap();
-    assert!(!contains_null(&json), "nulls in {json}");
+    let choice = &json["choices"][0];
+    assert!(choice.get("logprobs").is_some_and(Value::is_null), "{json}");
+    assert!(
+        choice["message"].get("refusal").is_some_and(Value::is_null),
+        "{json}"
+    );
+    assert_eq!(choice["finish_reason"], "stop");
     assert!(json.get("usage").is_none());
+    for key in ["reasoning_content", "artifacts", "tool_calls"] {
+        assert!(choice["message"].get(key).is_none(), "{key} in {json}");
+    }
+    let json = without_required_nulls(json);
+    assert!(!contains_null(&json), "nulls in {json}");
 }
 
 #[test]

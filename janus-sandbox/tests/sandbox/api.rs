@@ -247,7 +247,10 @@ async fn bad_input_gets_precise_errors() {
         (json!({"ttl_seconds": 99999}), "ttl_seconds"),
         (json!({"ttl_seconds": 0}), "ttl_seconds"),
         (json!({"priority": "URGENT"}), "priority"),
-        (json!({"priority": 7}), "priority"),
+        (json!({"priority": 101}), "priority"),
+        (json!({"priority": -1}), "priority"),
+        (json!({"priority": 2.5}), "priority"),
+        (json!({"priority": true}), "priority"),
         (json!({"preemptable": "yes"}), "preemptable"),
         (
             json!({"resources": {"memory_mb": 1}}),
@@ -259,6 +262,23 @@ async fn bad_input_gets_precise_errors() {
         let response = post("/api/sandboxes", body.clone()).await;
         assert_eq!(response.status, 400, "{body}");
         assert_eq!(response.json().unwrap()["error"]["param"], param, "{body}");
+    }
+    // Regression (issue 11): Sandy's only rule is "smaller is more important"; 5 was
+    // rejected with "must be 1-3".
+    for (priority, expected) in [
+        (json!(0), 0),
+        (json!(5), 5),
+        (json!(100), 100),
+        (json!("high"), 1),
+        (json!("NORMAL"), 2),
+        (json!("LOW"), 3),
+    ] {
+        let created = post("/api/sandboxes", json!({"priority": priority})).await;
+        assert_eq!(created.status, 201, "{priority}");
+        let created = created.json().unwrap();
+        assert_eq!(created["priority"], expected, "{priority}");
+        let id = created["id"].as_str().unwrap();
+        post(&format!("/api/sandboxes/{id}/terminate"), json!({})).await;
     }
     let id = post("/api/sandboxes", json!({})).await.json().unwrap()["id"]
         .as_str()

@@ -148,3 +148,53 @@ async fn forward_endpoints_are_reachable_inside_and_nothing_else() {
     drop(other);
     service.stop().await;
 }
+
+/// Regression (issue 11): with forwards configured, `create` failed with "path must be
+/// shorter than SUN_LEN" whenever `--root` was long (a temporary directory was enough).
+#[tokio::test]
+async fn forwards_work_under_a_150_character_root() {
+    if !require_root() {
+        return;
+    }
+    let platform = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = platform.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = platform.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4];
+                if socket.read_exact(&mut buf).await.is_ok() && &buf == b"ping" {
+                    let _ = socket.write_all(b"pong").await;
+                }
+            });
+        }
+    });
+    let mut root = std::env::temp_dir()
+        .join(format!("janus-long-root-{}-", janus_core::random_hex(4)))
+        .into_os_string()
+        .into_string()
+        .unwrap();
+    while root.len() < 150 {
+        root.push('x');
+    }
+    let root = std::path::PathBuf::from(root);
+    assert_eq!(root.as_os_str().len(), 150);
+    let sockets = janus_sandbox::socket_base(&root);
+    let service = start(IsolationMode::Full, |c| {
+        c.root = root.clone();
+        c.forwards = vec![("platform".into(), format!("127.0.0.1:{port}"))];
+    })
+    .await;
+    let id = service.create(json!({})).await;
+    let talk = "python3 -c 'import os,socket\nh,p=os.environ[\"SANDY_FORWARD_PLATFORM\"].split(\":\")\ns=socket.create_connection((h,int(p)),2)\ns.sendall(b\"ping\")\nprint(s.recv(4).decode())'";
+    let out = service.exec(&id, talk).await;
+    assert_eq!(out["stdout"], "pong\n", "{out}");
+    assert!(sockets.join(&id).exists(), "sockets not in {sockets:?}");
+    let terminated = service
+        .post(&format!("/api/sandboxes/{id}/terminate"), json!({}))
+        .await;
+    assert!(terminated.status.is_success());
+    assert!(!sockets.join(&id).exists(), "sockets left in {sockets:?}");
+    service.stop().await;
+    assert!(!sockets.exists(), "{sockets:?} left behind");
+    let _ = std::fs::remove_dir_all(&root);
+}
