@@ -13,8 +13,6 @@
 //!   chunk stream into the equivalent non-streaming response.
 //! - [`Competitor`], [`EventWriter`], [`RequestContext`] and [`contract`]: the competitor
 //!   contract in code.
-//! - [`runtime`] (feature `runtime`): process plumbing the binaries share — the shutdown
-//!   signal and log setup.
 #![deny(missing_docs)]
 
 mod aggregate;
@@ -24,8 +22,6 @@ mod competitor;
 pub mod contract;
 mod error;
 mod ids;
-#[cfg(feature = "runtime")]
-pub mod runtime;
 pub mod sse;
 mod stream;
 mod validate;

@@ -390,17 +390,8 @@ fn check_url(url: &str, setting: &str) -> Result<String, ConfigError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-fn parse_duration(value: &str, setting: &str) -> Result<Duration, ConfigError> {
-    let duration = humantime::parse_duration(value.trim()).map_err(|e| {
-        invalid(
-            setting,
-            format!("'{value}' is not a duration like 1.5s or 300ms: {e}"),
-        )
-    })?;
-    if duration.is_zero() {
-        return Err(invalid(setting, "must be greater than zero"));
-    }
-    Ok(duration)
+fn parse_duration(value: &str, setting: &'static str) -> Result<Duration, ConfigError> {
+    janus_http::parse_duration(value, setting).map_err(|e| invalid(e.setting, e.reason))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

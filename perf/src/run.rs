@@ -393,7 +393,18 @@ pub async fn run(options: RunOptions, load: LoadProcess) -> anyhow::Result<Repor
         pinned: gateway_cpu.is_some() && load.cpu.is_some(),
         gateway_cpu,
         load_cpu: load.cpu,
-        gateway_bin: options.gateway.program.display().to_string(),
+        // Relative to the working directory when inside it: a report names no machine path.
+        gateway_bin: std::env::current_dir()
+            .ok()
+            .and_then(|dir| {
+                options
+                    .gateway
+                    .program
+                    .strip_prefix(dir)
+                    .ok()
+                    .map(|p| p.display().to_string())
+            })
+            .unwrap_or_else(|| options.gateway.program.display().to_string()),
         gateway_args: options
             .gateway
             .leading_args
