@@ -10,6 +10,8 @@ use clap::Parser;
 use janus_http::{ApiKeys, EnvPrefix, ServeConfig, ServeFile, ServeFlags};
 use serde::Deserialize;
 
+use crate::signing::SigningKeys;
+
 pub use janus_http::LogFormat;
 
 /// The gateway's environment prefix for the serving settings (`JANUS_HEADER_READ_TIMEOUT`,
@@ -195,6 +197,24 @@ pub struct Args {
     )]
     pub max_response_bytes: Option<u64>,
 
+    /// HMAC keys for platform grants and artifact capabilities, one per line; the first signs, all verify; replicas share the file [env: JANUS_PLATFORM_KEY_FILE] [default: a random key per process]
+    #[arg(
+        long,
+        env = "JANUS_PLATFORM_KEY_FILE",
+        value_name = "FILE",
+        hide_env = true
+    )]
+    pub platform_key_file: Option<PathBuf>,
+
+    /// Base URL clients see, used in artifact URLs and by the UI [env: JANUS_GATEWAY_PUBLIC_URL] [default: http://<listen>]
+    #[arg(
+        long,
+        env = "JANUS_GATEWAY_PUBLIC_URL",
+        value_name = "URL",
+        hide_env = true
+    )]
+    pub public_url: Option<String>,
+
     /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
     #[command(flatten)]
     pub serve: ServeFlags<GatewayEnv>,
@@ -217,6 +237,8 @@ struct FileConfig {
     cold_start_backoff: Option<String>,
     strict_models: Option<bool>,
     max_response_bytes: Option<u64>,
+    platform_key_file: Option<PathBuf>,
+    public_url: Option<String>,
     #[serde(default, rename = "competitor")]
     competitors: Vec<FileCompetitor>,
     #[serde(flatten)]
@@ -295,6 +317,11 @@ pub struct Config {
     pub strict_models: bool,
     /// Largest non-streaming competitor response relayed (502 beyond it).
     pub max_response_bytes: usize,
+    /// Keys for grants and capabilities; `None`: a random key made at startup (tokens then
+    /// verify on this process only).
+    pub signing_keys: Option<SigningKeys>,
+    /// Base URL clients see (no trailing slash); `None`: `http://<listen>`.
+    pub public_url: Option<String>,
     /// Connection handling, including the shutdown grace period for in-flight streams.
     pub serve: ServeConfig,
     /// Log format.
@@ -323,10 +350,20 @@ impl Config {
             api_keys: None,
             strict_models: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            signing_keys: None,
+            public_url: None,
             serve: default_serve(),
             log_format: LogFormat::Json,
             health_interval: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The base URL clients see, without a trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.listen),
         }
     }
 
@@ -572,6 +609,23 @@ impl Args {
             }
             config.max_response_bytes = usize::try_from(bytes)
                 .map_err(|_| invalid("--max-response-bytes", "too large for this machine"))?;
+        }
+        if let Some(path) = self.platform_key_file.or(file.platform_key_file) {
+            config.signing_keys =
+                Some(SigningKeys::from_file(&path).map_err(|e| invalid("--platform-key-file", e))?);
+        }
+        if let Some(url) = self.public_url.or(file.public_url) {
+            let uri: http::Uri = url
+                .trim()
+                .parse()
+                .map_err(|e| invalid("--public-url", format!("'{url}' is not a URL: {e}")))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(invalid(
+                    "--public-url",
+                    format!("'{url}' must be an absolute http:// or https:// URL"),
+                ));
+            }
+            config.public_url = Some(url.trim().trim_end_matches('/').to_owned());
         }
         config.log_format = LogFormat::or_detect(self.log_format.or(file.log_format));
         Ok(config)

@@ -14,6 +14,7 @@
 //! - `upstream`: the pooled competitor client, cold-start retries.
 //! - `health`: background `/health` probes of competitors.
 //! - `metrics`: Prometheus metrics; `access`: the per-request log line.
+//! - `signing`: HMAC-signed stateless tokens (platform grants, artifact capabilities).
 //! - `error`: [`GatewayError`] → status, envelope, log level, in one place.
 
 mod access;
@@ -23,6 +24,7 @@ mod health;
 mod metrics;
 mod relay;
 mod server;
+pub mod signing;
 mod upstream;
 
 pub use config::{

@@ -25,6 +25,7 @@ use crate::error::GatewayError;
 use crate::health::{spawn_probes, HealthState};
 use crate::metrics::Metrics;
 use crate::relay::{RelayBody, RelayOptions};
+use crate::signing::SigningKeys;
 use crate::upstream::{self, build_client, ForwardHeaders, HttpClient, UpstreamCall};
 
 pub use janus_http::ResponseBody;
@@ -43,6 +44,9 @@ struct Gateway {
     /// `…/v1/chat/completions` of each competitor, parsed once.
     chat_urls: HashMap<String, http::Uri>,
     drain: Drain,
+    /// Signs and verifies platform grants and artifact capabilities.
+    #[allow(dead_code)] // read by the platform and artifact routes, which land next
+    signing: SigningKeys,
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains: in-flight
@@ -82,6 +86,10 @@ pub async fn run(
                 .map(|u| (c.id.clone(), u))
         })
         .collect();
+    let signing = match &config.signing_keys {
+        Some(keys) => keys.clone(),
+        None => SigningKeys::ephemeral().map_err(std::io::Error::other)?,
+    };
     let drain = Drain::new();
     let serve_config = config.serve.clone();
     let gateway = Arc::new(Gateway {
@@ -92,6 +100,7 @@ pub async fn run(
         limits,
         chat_urls,
         drain: drain.clone(),
+        signing,
     });
     tracing::info!(
         listen = %listener.local_addr()?,
