@@ -14,12 +14,16 @@
 //! - [`response`]: the response body type and the OpenAI error envelope responses.
 //! - [`build_client`] and [`SseReader`]: the pooled client and the timed SSE reader.
 //! - [`runtime`]: the shutdown signal, [`LogFormat`] and the log setup.
+//! - `probe` (feature `test-support`): the slowloris and connection-cap probes every
+//!   server's tests run.
 
 mod auth;
 mod body;
 mod client;
 mod drain;
 mod ids;
+#[cfg(feature = "test-support")]
+pub mod probe;
 pub mod response;
 pub mod runtime;
 mod serve;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use janus_http::{read_body, Drain, ResponseBody, ServeConfig};
+use janus_http::{probe, read_body, Drain, ResponseBody, ServeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -78,27 +78,9 @@ fn config() -> ServeConfig {
 #[tokio::test]
 async fn slowloris_connections_close_at_the_header_timeout_while_others_are_served() {
     let (addr, stop, task) = start(config()).await;
-    let mut slow = Vec::new();
-    for _ in 0..200 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nx-a: ")
-            .await
-            .unwrap();
-        slow.push(stream);
-    }
-    let started = Instant::now();
-    assert!(get(addr).await.starts_with("HTTP/1.1 200"));
-    for stream in &mut slow {
-        // Trickle a byte; the connection must still be cut at the header timeout.
-        let _ = stream.write_all(b"a").await;
-    }
-    for stream in &mut slow {
-        tokio::time::timeout(Duration::from_secs(3), closed(stream))
-            .await
-            .expect("a slowloris connection stays open past the header timeout + 1 s");
-    }
-    assert!(started.elapsed() < Duration::from_millis(600 + 1000 + 500));
+    probe::slowloris(addr, 200, Duration::from_millis(600), "/health")
+        .await
+        .unwrap();
     let _ = stop.send(());
     task.await.unwrap();
 }
@@ -109,35 +91,9 @@ async fn at_the_cap_silent_connections_are_evicted_and_then_503() {
     config.header_read_timeout = Duration::from_secs(30);
     config.max_connections = 8;
     let (addr, stop, task) = start(config).await;
-    let mut silent = Vec::new();
-    for _ in 0..8 {
-        silent.push(TcpStream::connect(addr).await.unwrap());
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // A new request evicts the oldest silent connection and is answered.
-    assert!(get(addr).await.starts_with("HTTP/1.1 200"));
-    tokio::time::timeout(Duration::from_secs(2), closed(&mut silent[0]))
+    probe::connection_cap(addr, 8, "/health", "/")
         .await
-        .expect("the oldest silent connection was evicted");
-
-    // Eight requests whose bodies are pending keep every slot active: the next gets 503.
-    let mut busy = Vec::new();
-    for _ in 0..8 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n")
-            .await
-            .unwrap();
-        busy.push(stream);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let answer = get(addr).await;
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.contains("server_overloaded"));
-    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"));
-    drop(busy);
-    drop(silent);
+        .unwrap();
     let _ = stop.send(());
     task.await.unwrap();
 }

@@ -12,6 +12,7 @@ mod cancel;
 mod echo;
 mod errors;
 mod health;
+mod hostile;
 mod modes;
 mod sandy;
 mod shutdown;

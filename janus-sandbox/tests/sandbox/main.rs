@@ -4,6 +4,7 @@
 
 mod agent;
 mod api;
+mod hostile;
 mod isolation;
 mod network;
 
