@@ -42,31 +42,6 @@ async fn start(
     (addr, tx, task)
 }
 
-async fn get(addr: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut out))
-        .await
-        .expect("an answer in time")
-        .unwrap();
-    out
-}
-
-/// Resolves when the peer closed the connection.
-async fn closed(stream: &mut TcpStream) {
-    let mut buf = [0u8; 256];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
-}
-
 fn config() -> ServeConfig {
     let mut config = ServeConfig::default();
     config.header_read_timeout = Duration::from_millis(600);
@@ -132,7 +107,7 @@ async fn shutdown_with_stalled_connections_is_immediate_not_the_grace_period() {
         stream.write_all(b"GET / HTT").await.unwrap();
         stalled.push(stream);
     }
-    assert!(get(addr).await.starts_with("HTTP/1.1 200"));
+    assert!(probe::get(addr, "/health").await.unwrap().starts_with("HTTP/1.1 200"));
     let started = Instant::now();
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(3), task)
