@@ -107,7 +107,10 @@ async fn shutdown_with_stalled_connections_is_immediate_not_the_grace_period() {
         stream.write_all(b"GET / HTT").await.unwrap();
         stalled.push(stream);
     }
-    assert!(probe::get(addr, "/health").await.unwrap().starts_with("HTTP/1.1 200"));
+    assert!(probe::get(addr, "/health")
+        .await
+        .unwrap()
+        .starts_with("HTTP/1.1 200"));
     let started = Instant::now();
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(3), task)

@@ -140,6 +140,40 @@ fn invalid_settings_exit_2_naming_the_setting() {
             "--log-format",
         ),
         (
+            &["--competitor", "a=http://x", "--api-keys", ","],
+            "--api-keys",
+        ),
+        (
+            &["--competitor", "a=http://x", "--api-keys", " "],
+            "--api-keys",
+        ),
+        (
+            &["--competitor", "a=http://x", "--max-response-bytes", "0"],
+            "--max-response-bytes",
+        ),
+        (
+            &[
+                "--competitor",
+                "a=http://x",
+                "--header-read-timeout",
+                "soon",
+            ],
+            "--header-read-timeout",
+        ),
+        (
+            &["--competitor", "a=http://x", "--public-url", "ftp://x"],
+            "--public-url",
+        ),
+        (
+            &[
+                "--competitor",
+                "a=http://x",
+                "--platform-key-file",
+                "/nonexistent/keys",
+            ],
+            "--platform-key-file",
+        ),
+        (
             &["--config", "/nonexistent/janus.toml"],
             "/nonexistent/janus.toml",
         ),

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::support::*;
 
 /// Asserts a stream ended with one error event carrying `code`, then one [DONE].
-fn assert_stream_error(response: &Timed, code: &str) -> Value {
+pub fn assert_stream_error(response: &Timed, code: &str) -> Value {
     assert_eq!(response.status, 200);
     let events = response.data_events();
     assert_eq!(

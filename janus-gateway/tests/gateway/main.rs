@@ -4,6 +4,7 @@
 
 mod config;
 mod failures;
+mod hardening;
 mod lifecycle;
 mod openai_sdk;
 mod relay;
