@@ -9,8 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use janus_core::sse::{SseDecoder, SseItem};
+use janus_http::{SseReadError, SseReader};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,16 +118,10 @@ impl FullResponse {
     }
 }
 
-/// One SSE item and when it arrived.
-#[derive(Debug, Clone)]
-pub struct TimedItem {
-    /// Time since the request was sent.
-    pub at: Duration,
-    /// The item.
-    pub item: SseItem,
-}
+pub use janus_http::TimedItem;
 
-/// An open SSE response being read.
+/// An open SSE response being read (janus-http's timed [`SseReader`] with this call's URL
+/// in its errors, and every received byte kept for byte-level checks).
 #[derive(Debug)]
 pub struct EventStream {
     url: String,
@@ -140,60 +133,33 @@ pub struct EventStream {
     pub started: Instant,
     /// When the response head arrived.
     pub head_at: Duration,
-    body: Incoming,
-    decoder: SseDecoder,
-    ready: std::collections::VecDeque<TimedItem>,
-    scratch: Vec<SseItem>,
+    reader: SseReader<Incoming>,
     /// Raw bytes received so far.
     pub raw: Vec<u8>,
-    ended: bool,
 }
 
 impl EventStream {
     /// The next item, or `None` at the end of the body. `idle` bounds the wait.
     pub async fn next(&mut self, idle: Duration) -> Result<Option<TimedItem>, ClientError> {
-        loop {
-            if let Some(item) = self.ready.pop_front() {
-                return Ok(Some(item));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            let frame = match tokio::time::timeout(idle, self.body.frame()).await {
-                Err(_) => {
-                    return Err(ClientError::Timeout {
-                        url: self.url.clone(),
-                        after: idle,
-                        deadline: Deadline::Idle,
-                    })
-                }
-                Ok(None) => {
-                    self.ended = true;
-                    continue;
-                }
-                Ok(Some(Err(e))) => {
-                    return Err(ClientError::Body {
-                        url: self.url.clone(),
-                        reason: janus_core::error_chain(&e),
-                    })
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            let at = self.started.elapsed();
-            self.raw.extend_from_slice(&data);
-            self.decoder
-                .feed(&data, &mut self.scratch)
-                .map_err(|e| ClientError::Stream {
-                    url: self.url.clone(),
-                    reason: e.to_string(),
-                })?;
-            for item in self.scratch.drain(..) {
-                self.ready.push_back(TimedItem { at, item });
-            }
-        }
+        let url = &self.url;
+        self.reader
+            .next_with_raw(idle, Some(&mut self.raw))
+            .await
+            .map_err(|error| match error {
+                SseReadError::Idle(after) => ClientError::Timeout {
+                    url: url.clone(),
+                    after,
+                    deadline: Deadline::Idle,
+                },
+                SseReadError::Framing(reason) => ClientError::Stream {
+                    url: url.clone(),
+                    reason,
+                },
+                other => ClientError::Body {
+                    url: url.clone(),
+                    reason: other.to_string(),
+                },
+            })
     }
 }
 
@@ -216,12 +182,7 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 impl HttpClient {
     /// A client; `api_key` goes out as `Authorization: Bearer`.
     pub fn new(api_key: Option<String>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let inner = janus_http::build_client(Duration::from_secs(5));
         HttpClient { inner, api_key }
     }
 
@@ -354,12 +315,8 @@ impl HttpClient {
             headers: response.headers().clone(),
             started,
             head_at: started.elapsed(),
-            body: response.into_body(),
-            decoder: SseDecoder::new(),
-            ready: Default::default(),
-            scratch: Vec::new(),
+            reader: SseReader::new(response.into_body(), started),
             raw: Vec::new(),
-            ended: false,
         })
     }
 }

@@ -11,7 +11,6 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use janus_competitor_sdk::janus_core::{ChunkDecoder, StreamEvent};
 use janus_competitor_sdk::{
     async_trait, publish_artifact, serve, ChatCompletionRequest, Competitor, CompetitorError,
@@ -214,7 +213,7 @@ pub fn config() -> ServeConfig {
 }
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
-    Client::builder(TokioExecutor::new()).build_http()
+    janus_http::build_client(Duration::from_secs(5))
 }
 
 pub struct Reply {
