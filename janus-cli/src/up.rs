@@ -110,11 +110,8 @@ fn spec_id(spec: &str) -> &str {
 
 /// Starts everything, prints how to use it, and runs until SIGINT/SIGTERM.
 pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
-    let log_format = args
-        .gateway
-        .log_format
-        .unwrap_or(janus_gateway::LogFormat::Pretty);
-    janus_gateway::init_logging(log_format);
+    // JSON when stderr is not a terminal, as every Janus binary.
+    janus_gateway::init_logging(janus_gateway::LogFormat::or_detect(args.gateway.log_format));
 
     // A competitor of the user's named `echo` wins over the embedded one.
     let embed_echo = !args

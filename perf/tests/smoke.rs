@@ -80,8 +80,14 @@ fn smoke_run_produces_every_figure() {
         assert!(!mine.is_empty(), "the rate search never ran on {path}");
         for step in mine {
             assert!(step["rate_rps"].as_f64().is_some_and(|r| r > 0.0), "{step}");
-            assert!(step["achieved_rps"].as_f64().is_some_and(|r| r > 0.0), "{step}");
-            assert!(step["latency"]["count"].as_f64().is_some_and(|c| c > 0.0), "{step}");
+            assert!(
+                step["achieved_rps"].as_f64().is_some_and(|r| r > 0.0),
+                "{step}"
+            );
+            assert!(
+                step["latency"]["count"].as_f64().is_some_and(|c| c > 0.0),
+                "{step}"
+            );
             assert!(step["pass"].is_boolean(), "{step}");
         }
     }

@@ -8,6 +8,7 @@
 
 mod broken;
 mod check;
+mod exits;
 mod up_and_chat;
 
 use std::process::Stdio;

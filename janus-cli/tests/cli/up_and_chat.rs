@@ -67,12 +67,13 @@ async fn up_then_chat_gets_the_echo_answer_with_a_verified_artifact() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"from stdin")
+        .write_all(b"from stdin\n")
         .await
         .unwrap();
     let output = child.wait_with_output().await.unwrap();
     assert!(output.status.success());
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "from stdin");
+    // The prompt's trailing newline is trimmed: the echo repeats exactly "from stdin".
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "from stdin\n");
     assert!(!String::from_utf8_lossy(&output.stderr).contains("Reading your last message"));
 
     // --json prints raw chunks, one per line.
