@@ -265,3 +265,30 @@ async fn check_launch_leaves_no_process_behind() {
     assert!(gone, "the launched process group outlived janus check");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn check_against_nothing_stops_after_health_with_one_message() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let output = janus().args(["check", &url]).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        all.matches("Connection refused").count(),
+        1,
+        "the connection error must be told once:\n{all}"
+    );
+    assert!(all.contains("no further checks were run"), "{all}");
+    let output = janus()
+        .args(["check", &url, "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 1, "only the health check ran: {report}");
+}
