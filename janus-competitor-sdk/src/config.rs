@@ -61,6 +61,7 @@ impl janus_http::EnvPrefix for SdkEnv {
 
 fn default_connections() -> janus_http::ServeConfig {
     let mut connections = janus_http::ServeConfig::default();
+    connections.component = "competitor";
     connections.shutdown_grace = Duration::from_secs(8);
     connections
 }

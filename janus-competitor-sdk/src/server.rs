@@ -132,9 +132,9 @@ impl<C: Competitor> Server<C> {
                     .as_str()
                     .to_owned()
             });
+        // The serving layer's span carries the ids; this one adds what was asked.
         let span = tracing::info_span!(
-            "request",
-            request_id = %id,
+            "route",
             method = %request.method(),
             path = %request.uri().path(),
         );

@@ -376,6 +376,7 @@ impl Config {
 /// The serving defaults, with the connection cap of a proxy.
 fn default_serve() -> ServeConfig {
     let mut serve = ServeConfig::default();
+    serve.component = "gateway";
     serve.max_connections =
         janus_http::default_max_connections(GatewayEnv::DESCRIPTORS_PER_CONNECTION);
     serve

@@ -231,7 +231,8 @@ impl Gateway {
         started: Instant,
     ) -> Response<ResponseBody> {
         // Taken apart rather than cloned: the body goes to `prepare`, the headers stay here.
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        let trace_context = parts.extensions.remove::<TraceContext>();
         let headers = parts.headers;
         let correlation_id = janus_http::correlation_id(&headers);
         let mut record = AccessRecord::start(
@@ -270,7 +271,8 @@ impl Gateway {
             headers: ForwardHeaders {
                 request_id: request_id.header_value().clone(),
                 correlation_id,
-                trace: TraceContext::from_headers(&headers),
+                // The serving layer settled this hop's trace context (and logs under it).
+                trace: trace_context.unwrap_or_else(|| TraceContext::from_headers(&headers)),
                 baseline_agent: headers
                     .get(upstream::BASELINE_AGENT_HEADER)
                     .filter(|v| janus_http::accept_id(v.as_bytes()))
@@ -331,6 +333,7 @@ impl Gateway {
             },
         };
         record.competitor.clone_from(&competitor.id);
+        tracing::Span::current().record("competitor", competitor.id.as_str());
         record.route = route;
         let stream = summary.stream;
         let strip = summary.competitor_id.is_some();

@@ -111,51 +111,75 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
         && hex(flags, 2)
 }
 
-/// The trace context a server passes on: the client's `traceparent` when valid (with its
-/// `tracestate` when that is at most 512 bytes of visible ASCII), else a new trace.
+/// The trace context of one hop: the trace it belongs to (the client's valid
+/// `traceparent`, else a trace started here), the span id this hop logs under, and what it
+/// passes downstream — the same trace id and flags with this hop's span id as the parent,
+/// as a W3C participant does, so a trace's hops link up (`parent_span_id` → `span_id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
-    /// `traceparent` to send.
+    /// `traceparent` to send downstream: this trace, with this hop's span as the parent.
     pub traceparent: HeaderValue,
-    /// `tracestate` to send, if any.
+    /// `tracestate` to send, if any (the client's, when at most 512 bytes of visible ASCII).
     pub tracestate: Option<HeaderValue>,
     /// Whether the trace was started here (the client sent none, or an invalid one).
     pub started_here: bool,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: Option<String>,
 }
 
 impl TraceContext {
-    /// Continues the client's trace or starts one.
+    /// Continues the client's trace or starts one; either way this hop gets a new span id.
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
-        match headers
+        let (_, _, span) = next_ids();
+        let span_id = format!("{span:016x}");
+        let client = headers
             .get(TRACEPARENT_HEADER)
             .filter(|v| valid_traceparent(v.as_bytes()))
-        {
-            Some(traceparent) => TraceContext {
-                traceparent: traceparent.clone(),
-                tracestate: headers
+            .and_then(|v| v.to_str().ok());
+        let (trace_id, parent_span_id, flags, tracestate) = match client {
+            Some(value) => (
+                value[3..35].to_owned(),
+                Some(value[36..52].to_owned()),
+                value[53..55].to_owned(),
+                headers
                     .get(TRACESTATE_HEADER)
                     .filter(|v| {
                         v.len() <= MAX_TRACESTATE_BYTES
                             && v.as_bytes().iter().all(|b| (0x20..0x7f).contains(b))
                     })
                     .cloned(),
-                started_here: false,
-            },
-            None => TraceContext {
-                traceparent: new_traceparent(),
-                tracestate: None,
-                started_here: true,
-            },
+            ),
+            None => {
+                let (hi, lo, _) = next_ids();
+                (format!("{hi:016x}{lo:016x}"), None, "01".to_owned(), None)
+            }
+        };
+        let traceparent = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-{flags}"))
+            .unwrap_or_else(|_| new_traceparent());
+        TraceContext {
+            traceparent,
+            tracestate,
+            started_here: parent_span_id.is_none(),
+            trace_id,
+            span_id,
+            parent_span_id,
         }
     }
 
     /// The trace id (32 hex characters).
     pub fn trace_id(&self) -> &str {
-        self.traceparent
-            .to_str()
-            .ok()
-            .and_then(|v| v.get(3..35))
-            .unwrap_or("")
+        &self.trace_id
+    }
+
+    /// This hop's span id (16 hex characters): the parent id of what it sends downstream.
+    pub fn span_id(&self) -> &str {
+        &self.span_id
+    }
+
+    /// The caller's span id, when the trace was continued.
+    pub fn parent_span_id(&self) -> Option<&str> {
+        self.parent_span_id.as_deref()
     }
 }
 
@@ -255,5 +279,31 @@ mod tests {
             "tracestate needs a valid traceparent"
         );
         assert_eq!(context.trace_id().len(), 32);
+        assert!(context.parent_span_id().is_none());
+    }
+
+    #[test]
+    fn a_continued_trace_keeps_its_id_and_gets_this_hop_as_parent() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            TRACEPARENT_HEADER,
+            HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"),
+        );
+        let context = TraceContext::from_headers(&headers);
+        assert!(!context.started_here);
+        assert_eq!(context.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(context.parent_span_id(), Some("b7ad6b7169203331"));
+        assert_eq!(context.span_id().len(), 16);
+        assert_ne!(context.span_id(), "b7ad6b7169203331");
+        assert_eq!(
+            context.traceparent.to_str().unwrap(),
+            format!(
+                "00-0af7651916cd43dd8448eb211c80319c-{}-00",
+                context.span_id()
+            ),
+            "the sampled flag is kept"
+        );
+        let next = TraceContext::from_headers(&headers);
+        assert_ne!(next.span_id(), context.span_id(), "every hop its own span");
     }
 }

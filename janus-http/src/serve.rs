@@ -29,8 +29,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use crate::drain::{Drain, Phase};
-use crate::ids::RequestId;
+use crate::ids::{RequestId, TraceContext};
 use crate::response::{overloaded, BoxError, ResponseBody};
+use tracing::Instrument as _;
 
 /// Largest request head (request line + headers) accepted; larger gets 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -65,6 +66,9 @@ pub struct ServeConfig {
     /// After the grace period, streams get this long to write their error event before
     /// the connections are dropped (default 1 s).
     pub forced_flush: Duration,
+    /// The `component` field of every log line of a request (`gateway`, `competitor`,
+    /// `sandbox`, …), so logs of several components can be told apart and merged.
+    pub component: &'static str,
 }
 
 impl Default for ServeConfig {
@@ -77,6 +81,7 @@ impl Default for ServeConfig {
             http2_max_streams: 128,
             shutdown_grace: Duration::from_secs(30),
             forced_flush: Duration::from_secs(1),
+            component: "server",
         }
     }
 }
@@ -262,13 +267,13 @@ impl Drop for InFlight {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A response body that keeps its connection marked active until it is done.
-    struct TrackedBody {
-        #[pin]
-        inner: ResponseBody,
-        in_flight: Option<InFlight>,
-    }
+/// A response body that keeps its connection marked active until it is done, and runs
+/// (polls, then drops) inside its request's span, so what a streaming body logs — a relay
+/// error, the access line written when it ends — carries the request's ids.
+struct TrackedBody {
+    inner: ResponseBody,
+    in_flight: Option<InFlight>,
+    span: tracing::Span,
 }
 
 impl Body for TrackedBody {
@@ -276,11 +281,12 @@ impl Body for TrackedBody {
     type Error = BoxError;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let this = &mut *self;
+        let _entered = this.span.enter();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(None) = polled {
             this.in_flight.take();
         }
@@ -293,6 +299,13 @@ impl Body for TrackedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        let _entered = self.span.enter();
+        drop(std::mem::replace(&mut self.inner, crate::response::empty()));
     }
 }
 
@@ -430,7 +443,15 @@ where
             refuse(stream, peer, &tracker, &config);
             continue;
         }
-        spawn_connection(stream, peer, &tracker, &builder, &drain, handler.clone());
+        spawn_connection(
+            stream,
+            peer,
+            &tracker,
+            &builder,
+            &drain,
+            config.component,
+            handler.clone(),
+        );
     }
     drop(listener);
     drain.advance(Phase::Draining);
@@ -472,6 +493,7 @@ fn spawn_connection<H, F>(
     tracker: &Arc<Tracker>,
     builder: &Arc<auto::Builder<TokioExecutor>>,
     drain: &Drain,
+    component: &'static str,
     handler: H,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -489,9 +511,26 @@ fn spawn_connection<H, F>(
         hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let in_flight = InFlight::begin(conn.clone(), tracker.clone());
             let request_id = RequestId::from_headers(request.headers());
+            let trace = TraceContext::from_headers(request.headers());
+            // Every line logged for this request carries these (see `runtime`); services
+            // record `competitor` once they know it.
+            let span = tracing::info_span!(
+                "request",
+                component = component,
+                request_id = %request_id,
+                trace_id = %trace.trace_id(),
+                span_id = %trace.span_id(),
+                parent_span_id = trace.parent_span_id(),
+                competitor = tracing::field::Empty,
+            );
             request.extensions_mut().insert(request_id.clone());
+            request.extensions_mut().insert(trace);
             request.extensions_mut().insert(PeerAddr(peer));
-            let response = handler(request);
+            let response = {
+                let _entered = span.enter();
+                handler(request)
+            };
+            let response = response.instrument(span.clone());
             async move {
                 let response = response.await;
                 let (mut parts, body) = response.into_parts();
@@ -502,6 +541,7 @@ fn spawn_connection<H, F>(
                 let body = TrackedBody {
                     inner: body,
                     in_flight: Some(in_flight),
+                    span,
                 };
                 Ok::<_, std::convert::Infallible>(Response::from_parts(parts, body))
             }

@@ -182,6 +182,7 @@ impl Config {
     /// Defaults for tests and embedding, with state under `root`.
     pub fn new(root: PathBuf, isolation: IsolationMode) -> Config {
         let mut serve = janus_http::ServeConfig::default();
+        serve.component = "sandbox";
         serve.shutdown_grace = Duration::from_secs(10);
         Config {
             api_keys: None,

@@ -309,14 +309,11 @@ async fn handler_logs_carry_the_request_id() {
     }
     let buffer = Buffer::default();
     let writer = buffer.clone();
-    // The same shape as `init_logging(LogFormat::Json)`, captured instead of on stderr.
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    // The shape of `init_logging(LogFormat::Json)`, captured instead of on stderr.
+    let subscriber = janus_http::runtime::json_subscriber(
+        tracing_subscriber::EnvFilter::new("info"),
+        move || writer.clone(),
+    );
     let dispatch = tracing::Dispatch::new(subscriber);
 
     // Runs the server on this thread's runtime with the subscriber as the default.
@@ -347,7 +344,10 @@ async fn handler_logs_carry_the_request_id() {
         .find(|l| l.contains("script log"))
         .unwrap_or_else(|| panic!("no handler line in {logs}"));
     let line: serde_json::Value = serde_json::from_str(inside).unwrap();
-    assert_eq!(line["span"]["request_id"], "log-me-42");
+    assert_eq!(line["request_id"], "log-me-42");
+    assert_eq!(line["component"], "competitor");
+    assert_eq!(line["trace_id"].as_str().map(str::len), Some(32));
+    assert_eq!(line["span_id"].as_str().map(str::len), Some(16));
     let finished = logs
         .lines()
         .find(|l| l.contains("request finished"))
