@@ -105,6 +105,16 @@ struct Style {
 }
 
 impl Style {
+    /// The request id the gateway gave, on stderr, so the user can `janus trace` it.
+    fn request_id(&self, headers: &http::HeaderMap) {
+        if let Some(id) = headers
+            .get(janus_core::contract::REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.note(&format!("request {id} (janus trace {id})\n"));
+        }
+    }
+
     fn note(&self, text: &str) {
         let mut err = std::io::stderr().lock();
         if self.dim {
@@ -144,6 +154,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
             .post_json(&url, body, args.timeout)
             .await
             .map_err(timeout_hint)?;
+        style.request_id(&response.headers);
         if args.json {
             println!("{}", String::from_utf8_lossy(&response.body));
         }
@@ -214,6 +225,7 @@ async fn stream(
         .post_stream(url, body, args.timeout)
         .await
         .map_err(timeout_hint)?;
+    style.request_id(&stream.headers);
     if !stream.status.is_success() {
         let mut raw = Vec::new();
         while let Ok(Some(_)) = stream.next(Duration::from_secs(5)).await {}

@@ -8,6 +8,7 @@ mod chat;
 mod check;
 mod exit;
 mod info;
+mod trace;
 mod up;
 
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Health(info::GatewayArgs),
     /// Check a competitor against the Janus contract (the conformance kit).
     Check(check::CheckArgs),
+    /// Rebuild one request's story (every hop, in order, with latencies) from the JSON logs.
+    Trace(trace::TraceArgs),
 }
 
 #[tokio::main]
@@ -62,6 +65,7 @@ async fn main() -> ExitCode {
         Command::Chat(args) => args.json,
         Command::Models(args) | Command::Health(args) => args.json,
         Command::Check(args) => args.json,
+        Command::Trace(args) => args.json,
     };
     let outcome = match cli.command {
         Command::Up(args) => up::run(*args).await,
@@ -69,6 +73,7 @@ async fn main() -> ExitCode {
         Command::Models(args) => info::models(args).await,
         Command::Health(args) => info::health(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Trace(args) => trace::run(args),
     };
     match outcome {
         Ok(code) => code,

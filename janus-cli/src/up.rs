@@ -31,6 +31,9 @@ pub struct UpArgs {
     /// Do not start the sandbox service
     #[arg(long)]
     pub no_sandbox: bool,
+    /// Directory for the JSON log of every component (one file per run), read by `janus trace` [env: JANUS_LOG_DIR] [default: $XDG_STATE_HOME/janus/logs, else ~/.local/state/janus/logs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub gateway: janus_gateway::Args,
 }
@@ -110,8 +113,37 @@ fn spec_id(spec: &str) -> &str {
 
 /// Starts everything, prints how to use it, and runs until SIGINT/SIGTERM.
 pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
-    // JSON when stderr is not a terminal, as every Janus binary.
-    janus_gateway::init_logging(janus_gateway::LogFormat::or_detect(args.gateway.log_format));
+    // Every component logs into one JSON file under the log directory, whatever stderr
+    // shows (JSON when it is not a terminal, as every Janus binary), so `janus trace` works
+    // after a local run with no other argument.
+    let log_dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(janus_client::trace::default_log_dir);
+    let log_file = log_dir.join(format!(
+        "janus-up-{}-{}.log",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', ""),
+        std::process::id()
+    ));
+    let file = std::fs::create_dir_all(&log_dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_file)
+        })
+        .map_err(|e| {
+            Failure::Usage(format!(
+                "cannot write the log file {}: {e} (choose another directory with --log-dir)",
+                log_file.display()
+            ))
+        })?;
+    janus_http::runtime::init_logging_with_file(
+        janus_gateway::LogFormat::or_detect(args.gateway.log_format),
+        Some(file),
+    );
 
     // A competitor of the user's named `echo` wins over the embedded one.
     let embed_echo = !args
@@ -186,6 +218,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     if let Some((url, _, label, _)) = &sandbox {
         println!("  sandboxes    {url} ({label}); competitors use SANDY_BASE_URL={url}");
     }
+    println!("  logs         {}", log_file.display());
     println!();
     println!("Try:");
     println!(

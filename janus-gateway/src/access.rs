@@ -26,6 +26,8 @@ pub struct AccessRecord {
     pub status: u16,
     started: Instant,
     first_event: Option<Duration>,
+    /// When the competitor's response head arrived (for `janus trace`).
+    upstream_head: Option<Duration>,
     last_emit: Instant,
     max_gap: Duration,
     /// Keep-alive comments sent.
@@ -54,6 +56,7 @@ impl AccessRecord {
             status: 200,
             started: now,
             first_event: None,
+            upstream_head: None,
             last_emit: now,
             max_gap: Duration::ZERO,
             keepalives: 0,
@@ -88,6 +91,18 @@ impl AccessRecord {
     }
 
     /// Sets the outcome (`ok` or an error code) unless one is already set.
+    /// The competitor's response head arrived now.
+    pub fn upstream_answered(&mut self) {
+        self.upstream_answered_at(Instant::now());
+    }
+
+    /// The competitor's response head arrived at `at`.
+    pub fn upstream_answered_at(&mut self, at: Instant) {
+        if self.upstream_head.is_none() {
+            self.upstream_head = Some(at.saturating_duration_since(self.started));
+        }
+    }
+
     pub fn set_outcome(&mut self, outcome: &'static str) {
         if self.outcome.is_none() {
             self.outcome = Some(outcome);
@@ -133,6 +148,7 @@ impl Drop for AccessRecord {
             route = self.route,
             status = self.status,
             stream = self.stream,
+            upstream_ms = self.upstream_head.map(ms),
             ttft_ms = self.first_event.map(ms),
             max_gap_ms = ms(self.max_gap),
             keepalives = self.keepalives,

@@ -146,6 +146,7 @@ impl RelayBody {
     }
 
     fn on_response(&mut self, response: Response<Incoming>) {
+        self.record.upstream_answered();
         if !has_content_type(&response, janus_core::contract::EVENT_STREAM_CONTENT_TYPE) {
             let found = response
                 .headers()

@@ -423,9 +423,11 @@ impl Gateway {
     ) -> Response<ResponseBody> {
         let never_warming = AtomicBool::new(false);
         let limit = self.config.max_response_bytes;
+        let mut upstream_head = None;
         let outcome = tokio::time::timeout_at(deadline, async {
             let response =
                 upstream::open(&self.client, &call, self.config.retry, &never_warming).await?;
+            upstream_head = Some(std::time::Instant::now());
             if !upstream::has_content_type(&response, "application/json") {
                 return Err(GatewayError::InvalidUpstream {
                     competitor: call.competitor.clone(),
@@ -462,6 +464,9 @@ impl Gateway {
                 seconds: timeout.as_secs_f64(),
             })
         });
+        if let Some(at) = upstream_head {
+            record.upstream_answered_at(at);
+        }
         match outcome {
             Ok(bytes) => {
                 record.emitted(bytes.len(), false);

@@ -57,19 +57,27 @@ impl LogFormat {
 /// flat JSON lines (see [`json_subscriber`]), or compact human lines, coloured only on a
 /// terminal. Does nothing if a subscriber is already installed.
 pub fn init_logging(format: LogFormat) {
-    let _ = match format {
-        LogFormat::Json => {
-            tracing::subscriber::set_global_default(json_subscriber(env_filter(), std::io::stderr))
-        }
-        LogFormat::Pretty => tracing::subscriber::set_global_default(
-            tracing_subscriber::fmt()
-                .with_env_filter(env_filter())
-                .with_writer(std::io::stderr)
-                .compact()
-                .with_ansi(std::io::stderr().is_terminal())
-                .finish(),
-        ),
-    };
+    init_logging_with_file(format, None);
+}
+
+/// [`init_logging`], and every line also as JSON into `file` when given (what `janus up
+/// --log-dir` writes and `janus trace` reads, whatever the terminal shows).
+pub fn init_logging_with_file(format: LogFormat, file: Option<std::fs::File>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let stderr_json = (format == LogFormat::Json).then(|| json_layer(std::io::stderr));
+    let stderr_pretty = (format == LogFormat::Pretty).then(|| {
+        tracing_subscriber::fmt::layer()
+            .compact()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+    });
+    let file = file.map(|file| json_layer(std::sync::Arc::new(file)));
+    let subscriber = tracing_subscriber::registry()
+        .with(env_filter())
+        .with(stderr_json)
+        .with(stderr_pretty)
+        .with(file);
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 fn env_filter() -> tracing_subscriber::EnvFilter {
@@ -90,12 +98,20 @@ where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     use tracing_subscriber::layer::SubscriberExt as _;
-    tracing_subscriber::registry().with(filter).with(
-        tracing_subscriber::fmt::layer()
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(FlatJson)
-            .with_writer(writer),
-    )
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json_layer(writer))
+}
+
+fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .event_format(FlatJson)
+        .with_writer(writer)
 }
 
 /// The event formatter behind [`json_subscriber`].

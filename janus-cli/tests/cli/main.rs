@@ -9,6 +9,7 @@
 mod broken;
 mod check;
 mod exits;
+mod trace;
 mod up_and_chat;
 
 use std::process::Stdio;

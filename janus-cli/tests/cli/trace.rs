@@ -1,0 +1,255 @@
+//! `janus trace` after a local run: `janus up --log-dir` writes every component's JSON log,
+//! `janus chat` prints the request id, and the trace shows the hops in order, a client's
+//! trace id kept by every component, and where a crashing competitor failed.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::{free_port, janus};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("janus-cli-trace-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `janus up --log-dir dir` with extra flags; returns the child and the gateway URL.
+async fn up(dir: &Path, extra: &[&str]) -> (tokio::process::Child, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = janus()
+        .args(["up", "--no-sandbox", "--listen", &listen, "--log-dir"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let ready = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.starts_with("Ctrl-C") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(ready, Ok(true)), "janus up:\n{printed}");
+    assert!(printed.contains("  logs         "), "{printed}");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{listen}"))
+}
+
+async fn stop(child: &mut tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The request id `janus chat` printed on stderr.
+fn printed_request_id(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("request "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("janus chat printed no request id:\n{stderr}"))
+        .to_owned()
+}
+
+async fn trace(dir: &Path, id: &str) -> (Option<i32>, serde_json::Value, String) {
+    let json = janus()
+        .args(["trace", id, "--json", "--logs"])
+        .arg(dir)
+        .output()
+        .await
+        .unwrap();
+    let text = janus()
+        .args(["trace", id, "--logs"])
+        .arg(dir)
+        .output()
+        .await
+        .unwrap();
+    let report = serde_json::from_slice(&json.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&json.stdout),
+            String::from_utf8_lossy(&json.stderr)
+        )
+    });
+    (
+        json.status.code(),
+        report,
+        String::from_utf8_lossy(&text.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_local_run_traces_from_gateway_to_competitor_with_the_clients_trace_id() {
+    let dir = temp_dir("ok");
+    let (mut child, url) = up(&dir, &[]).await;
+    let output = janus()
+        .args(["chat", "--gateway", &url, "hello trace"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let id = printed_request_id(&String::from_utf8_lossy(&output.stderr));
+
+    // A client that brings its own trace.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let body = r#"{"model":"echo","messages":[{"role":"user","content":"traced"}]}"#;
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntraceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    stop(&mut child).await;
+
+    let (code, report, text) = trace(&dir, &id).await;
+    assert_eq!(code, Some(0), "{text}");
+    let gateway = &report["hops"][0];
+    assert_eq!(gateway["component"], "gateway", "{report:#}");
+    assert_eq!(gateway["competitor"], "echo");
+    let steps: Vec<&str> = gateway["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["accepted", "competitor answered", "first byte", "end"],
+        "{report:#}"
+    );
+    let competitor = &gateway["children"][0];
+    assert_eq!(competitor["component"], "competitor", "{report:#}");
+    assert_eq!(competitor["parent_span_id"], gateway["span_id"]);
+    assert_eq!(competitor["request_id"].as_str(), Some(id.as_str()));
+    let offsets: Vec<f64> = gateway["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset_ms"].as_f64().unwrap())
+        .collect();
+    assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
+    assert!(text.contains("• gateway [echo]"), "{text}");
+    assert!(text.contains("  • competitor"), "{text}");
+
+    // The client's trace id is the one both components logged.
+    let (code, report, text) = trace(&dir, trace_id).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(report["trace_ids"], serde_json::json!([trace_id]));
+    let gateway = &report["hops"][0];
+    assert_eq!(gateway["component"], "gateway");
+    assert_eq!(gateway["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(gateway["children"][0]["component"], "competitor");
+
+    let output = janus()
+        .args(["trace", "chatcmpl-nothing-like-this", "--logs"])
+        .arg(&dir)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no log line names"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A competitor (test double) that sends one chunk, then breaks the connection.
+async fn crashing_competitor() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                if request.starts_with("GET /health") {
+                    let body = r#"{"status":"ok"}"#;
+                    let _ = stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                    return;
+                }
+                let chunk = r#"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"partial"},"finish_reason":null}]}"#;
+                let _ = stream
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{chunk}\n\n\r\n",
+                            chunk.len() + 2
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                // Dropped mid-body: the connection breaks without the final chunk.
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_competitor_that_crashes_mid_stream_is_marked_where_it_failed() {
+    let dir = temp_dir("crash");
+    let crash = crashing_competitor().await;
+    let (mut child, url) = up(&dir, &["--competitor", &format!("crash={crash}")]).await;
+    let output = janus()
+        .args(["chat", "--gateway", &url, "--model", "crash", "hi"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let id = printed_request_id(&String::from_utf8_lossy(&output.stderr));
+    stop(&mut child).await;
+
+    let (code, report, text) = trace(&dir, &id).await;
+    assert_eq!(code, Some(1), "a failed hop exits 1: {text}");
+    let gateway = &report["hops"][0];
+    assert_eq!(gateway["component"], "gateway");
+    assert_eq!(gateway["failed"], true, "{report:#}");
+    let failed_step = gateway["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["failed"] == true)
+        .unwrap_or_else(|| panic!("no failed step: {report:#}"));
+    let end = failed_step;
+    let code = end["detail"]["code"]
+        .as_str()
+        .or(end["detail"]["outcome"].as_str())
+        .unwrap_or("");
+    assert_eq!(code, "upstream_reset", "{end}");
+    assert!(text.contains("← failed here"), "{text}");
+    assert!(text.contains("✗ gateway [crash]"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
