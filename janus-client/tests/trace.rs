@@ -79,7 +79,7 @@ fn a_missing_competitor_log_and_a_failed_hop_are_flagged() {
             200,
         )],
     );
-    let files = log_files(&[dir.clone()]).unwrap();
+    let files = log_files(std::slice::from_ref(&dir)).unwrap();
     let trace = build("req-1", &files).unwrap();
     assert_eq!(trace.missing.len(), 1, "{:?}", trace.missing);
     assert!(trace.missing[0].contains("competitor 'echo'"));
