@@ -71,7 +71,10 @@ fn error_response(error: &SandboxError) -> Response<Body> {
 }
 
 async fn handle(manager: Arc<Manager>, request: Request<Incoming>) -> Response<Body> {
-    match route(&manager, request).await {
+    let started = std::time::Instant::now();
+    let operation = operation(request.method(), request.uri().path());
+    let sandbox = sandbox_of(request.uri().path()).map(str::to_owned);
+    let response = match route(&manager, request).await {
         Ok(response) => response,
         Err(error) => {
             if error.status().is_server_error() {
@@ -79,7 +82,56 @@ async fn handle(manager: Arc<Manager>, request: Request<Incoming>) -> Response<B
             }
             error_response(&error)
         }
+    };
+    // One line per API call, inside the request's span (trace ids included): what
+    // `janus trace` shows as the sandbox hop. Streaming answers (exec, agent runs) are timed
+    // to their response head; their end is the caller's.
+    tracing::info!(
+        operation,
+        sandbox = sandbox.as_deref(),
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "sandbox request finished"
+    );
+    response
+}
+
+/// The Sandy operation a request is, by method and path (for logs).
+fn operation(method: &http::Method, path: &str) -> &'static str {
+    if path == "/health" {
+        return "health";
     }
+    if path.starts_with("/sandboxes/") {
+        return "artifact";
+    }
+    let Some(rest) = path.strip_prefix("/api/sandboxes") else {
+        return "other";
+    };
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", []) => "create",
+        ("GET", []) => "list",
+        ("GET", [_]) => "status",
+        ("DELETE", [_]) => "terminate",
+        (_, [_, "agent", "cancel"]) => "agent_cancel",
+        (_, [_, verb, ..]) => match *verb {
+            "terminate" => "terminate",
+            "refresh" => "refresh",
+            "exec" => "exec",
+            "files" => "files",
+            "agent" => "agent_run",
+            "proxy" => "proxy",
+            _ => "other",
+        },
+        _ => "other",
+    }
+}
+
+/// The sandbox id in a `/api/sandboxes/<id>/…` path.
+fn sandbox_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/sandboxes/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty())
 }
 
 fn authorized(config: &Config, request: &Request<Incoming>) -> bool {

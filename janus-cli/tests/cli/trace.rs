@@ -19,9 +19,15 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// `janus up --log-dir dir` with extra flags; returns the child and the gateway URL.
 async fn up(dir: &Path, extra: &[&str]) -> (tokio::process::Child, String) {
+    let (child, url, _) = up_with(dir, &[&["--no-sandbox"], extra].concat()).await;
+    (child, url)
+}
+
+/// `janus up --log-dir dir` with `extra`; the child, the gateway URL and what it printed.
+async fn up_with(dir: &Path, extra: &[&str]) -> (tokio::process::Child, String, String) {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut child = janus()
-        .args(["up", "--no-sandbox", "--listen", &listen, "--log-dir"])
+        .args(["up", "--listen", &listen, "--log-dir"])
         .arg(dir)
         .args(extra)
         .stdout(Stdio::piped())
@@ -44,7 +50,26 @@ async fn up(dir: &Path, extra: &[&str]) -> (tokio::process::Child, String) {
     assert!(matches!(ready, Ok(true)), "janus up:\n{printed}");
     assert!(printed.contains("  logs         "), "{printed}");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{listen}"))
+    (child, format!("http://{listen}"), printed)
+}
+
+/// A raw HTTP/1.1 request with a `traceparent`; the whole answer.
+async fn traced_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    traceparent: &str,
+    body: &str,
+) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntraceparent: {traceparent}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
 }
 
 async fn stop(child: &mut tokio::process::Child) {
@@ -112,16 +137,14 @@ async fn a_local_run_traces_from_gateway_to_competitor_with_the_clients_trace_id
     // A client that brings its own trace.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let body = r#"{"model":"echo","messages":[{"role":"user","content":"traced"}]}"#;
-    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntraceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
+    let answer = traced_request(
+        url.trim_start_matches("http://"),
+        "POST",
+        "/v1/chat/completions",
+        &format!("00-{trace_id}-00f067aa0ba902b7-01"),
+        body,
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     stop(&mut child).await;
 
@@ -251,5 +274,65 @@ async fn a_competitor_that_crashes_mid_stream_is_marked_where_it_failed() {
     assert_eq!(code, "upstream_reset", "{end}");
     assert!(text.contains("← failed here"), "{text}");
     assert!(text.contains("✗ gateway [crash]"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn sandbox_operations_are_hops_of_the_callers_trace() {
+    let dir = temp_dir("sandbox");
+    let (mut child, _url, printed) = up_with(&dir, &["--sandbox-listen", "127.0.0.1:0"]).await;
+    let sandbox = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("sandboxes    "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no sandbox line in:\n{printed}"))
+        .trim_start_matches("http://")
+        .to_owned();
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let parent = format!("00-{trace_id}-b7ad6b7169203331-01");
+    let created = traced_request(&sandbox, "POST", "/api/sandboxes", &parent, "{}").await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let id = created
+        .split("\"sandboxId\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let ran = traced_request(
+        &sandbox,
+        "POST",
+        &format!("/api/sandboxes/{id}/exec"),
+        &parent,
+        r#"{"command":"echo hi"}"#,
+    )
+    .await;
+    assert!(ran.starts_with("HTTP/1.1 200"), "{ran}");
+    let gone = traced_request(
+        &sandbox,
+        "DELETE",
+        &format!("/api/sandboxes/{id}"),
+        &parent,
+        "",
+    )
+    .await;
+    assert!(gone.starts_with("HTTP/1.1 200"), "{gone}");
+    stop(&mut child).await;
+
+    let (code, report, text) = trace(&dir, trace_id).await;
+    assert_eq!(code, Some(0), "{text}");
+    let hops = report["hops"].as_array().unwrap();
+    let operations: Vec<&str> = hops
+        .iter()
+        .filter(|h| h["component"] == "sandbox")
+        .flat_map(|h| h["events"].as_array().unwrap())
+        .filter(|e| e["what"] == "sandbox request finished")
+        .filter_map(|e| e["detail"]["operation"].as_str())
+        .collect();
+    assert_eq!(operations, ["create", "exec", "terminate"], "{report:#}");
+    assert!(
+        hops.iter()
+            .all(|h| h["parent_span_id"] == "b7ad6b7169203331"),
+        "each call is a child of the caller's span: {report:#}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
