@@ -239,5 +239,6 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         task.await.context("the sandbox service task failed")??;
         drop(root);
     }
+    janus_http::otel::flush(std::time::Duration::from_secs(2)).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -134,9 +134,10 @@ pub async fn run_with_args<C: Competitor>(competitor: C, args: Args) -> Result<(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| RunError::Bind { addr, source })?;
-    serve(listener, Arc::new(competitor), config, shutdown_signal())
-        .await
-        .map_err(RunError::Serve)
+    let served = serve(listener, Arc::new(competitor), config, shutdown_signal()).await;
+    // Spans of the last requests reach the collector before the process goes.
+    janus_http::otel::flush(std::time::Duration::from_secs(2)).await;
+    served.map_err(RunError::Serve)
 }
 
 /// Installs the global tracing subscriber on stderr (`RUST_LOG` filters, default `info`).

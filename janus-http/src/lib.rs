@@ -14,6 +14,8 @@
 //! - [`response`]: the response body type and the OpenAI error envelope responses.
 //! - [`build_client`] and [`SseReader`]: the pooled client and the timed SSE reader.
 //! - [`runtime`]: the shutdown signal, [`LogFormat`] and the log setup.
+//! - [`otel`]: optional OTLP/HTTP span export of the request spans (on when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
 //! - `probe` (feature `test-support`): the slowloris and connection-cap probes every
 //!   server's tests run.
 
@@ -22,6 +24,7 @@ mod body;
 mod client;
 mod drain;
 mod ids;
+pub mod otel;
 #[cfg(feature = "test-support")]
 pub mod probe;
 pub mod response;

@@ -72,12 +72,24 @@ pub fn init_logging_with_file(format: LogFormat, file: Option<std::fs::File>) {
             .with_writer(std::io::stderr)
     });
     let file = file.map(|file| json_layer(std::sync::Arc::new(file)));
+    // Span export is on exactly when an OTLP endpoint is configured; a bad setting is
+    // reported once logging works and export stays off (telemetry never stops a server).
+    let (otel, otel_error) = match crate::otel::OtlpConfig::from_env() {
+        Ok(Some(config)) => (Some(crate::otel::layer(config)), None),
+        Ok(None) => (None, None),
+        Err(error) => (None, Some(error)),
+    };
     let subscriber = tracing_subscriber::registry()
         .with(env_filter())
         .with(stderr_json)
         .with(stderr_pretty)
-        .with(file);
-    let _ = tracing::subscriber::set_global_default(subscriber);
+        .with(file)
+        .with(otel);
+    if tracing::subscriber::set_global_default(subscriber).is_ok() {
+        if let Some(error) = otel_error {
+            tracing::warn!(%error, "OpenTelemetry export is off");
+        }
+    }
 }
 
 fn env_filter() -> tracing_subscriber::EnvFilter {

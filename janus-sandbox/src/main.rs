@@ -40,7 +40,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match run(listener, config, janus_http::shutdown_signal()).await {
+    let served = run(listener, config, janus_http::shutdown_signal()).await;
+    // Spans of the last requests reach the collector before the process goes.
+    janus_http::otel::flush(std::time::Duration::from_secs(2)).await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("janus-sandbox: {e}");

@@ -1,0 +1,154 @@
+//! OpenTelemetry export: a small OTLP/HTTP receiver (a test double for a collector) gets the
+//! hop spans of the gateway and the competitor, in one trace, linked parent to child, the
+//! client's trace id kept.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use janus_http::otel::OtlpConfig;
+use janus_http::{Drain, ResponseBody, ServeConfig};
+use serde_json::Value;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// Every span the receiver got: (service, span JSON).
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sink = received.clone();
+    let handler = move |request: Request<Incoming>| {
+        let sink = sink.clone();
+        async move {
+            assert_eq!(request.uri().path(), "/v1/traces");
+            assert_eq!(request.headers()["content-type"], "application/json");
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let export: Value = serde_json::from_slice(&body).unwrap();
+            for resource in export["resourceSpans"].as_array().unwrap() {
+                let service = resource["resource"]["attributes"][0]["value"]["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                for scope in resource["scopeSpans"].as_array().unwrap() {
+                    for span in scope["spans"].as_array().unwrap() {
+                        sink.lock().unwrap().push((service.clone(), span.clone()));
+                    }
+                }
+            }
+            janus_http::response::json_response(StatusCode::OK, "{}") as Response<ResponseBody>
+        }
+    };
+    tokio::spawn(janus_http::serve(
+        listener,
+        handler,
+        ServeConfig::default(),
+        Drain::new(),
+        std::future::pending(),
+    ));
+    (url, received)
+}
+
+#[tokio::test]
+async fn gateway_and_competitor_spans_share_the_clients_trace_with_parent_links() {
+    let (collector, received) = receiver().await;
+    let config = OtlpConfig::from_vars(|key| match key {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(collector.clone()),
+        "OTEL_BSP_SCHEDULE_DELAY" => Some("50".to_owned()),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap();
+    // This test's own process-wide subscriber (nextest runs each test in its own process).
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(janus_http::otel::layer(config)),
+    )
+    .unwrap();
+
+    let stack = janus_e2e::start(echo_competitor::Echo::new(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let body = r#"{"model":"c","messages":[{"role":"user","content":"hello"}]}"#;
+    let mut stream = tokio::net::TcpStream::connect(stack.gateway.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntraceparent: 00-{trace_id}-{client_span}-01\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Both spans close when their responses are done; the exporter sends every 50 ms.
+    let spans = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            janus_http::otel::flush(Duration::from_secs(2)).await;
+            let spans: Vec<(String, Value)> = received
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, s)| s["traceId"] == trace_id)
+                .cloned()
+                .collect();
+            if spans.len() >= 2 {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("both hop spans reach the collector");
+    let of = |service: &str| {
+        spans
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, span)| span.clone())
+            .unwrap_or_else(|| panic!("no {service} span in {spans:#?}"))
+    };
+    let gateway = of("janus-gateway");
+    let competitor = of("janus-competitor");
+    assert_eq!(gateway["parentSpanId"], client_span);
+    assert_eq!(competitor["parentSpanId"], gateway["spanId"]);
+    assert_ne!(competitor["spanId"], gateway["spanId"]);
+    assert_eq!(gateway["kind"], 2);
+    assert_eq!(gateway["status"]["code"], 1, "{gateway}");
+    let start = |s: &Value| {
+        s["startTimeUnixNano"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap()
+    };
+    let end = |s: &Value| {
+        s["endTimeUnixNano"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap()
+    };
+    assert!(start(&gateway) <= start(&competitor) && end(&competitor) <= end(&gateway) + 5_000_000);
+    let attribute = |span: &Value, key: &str| {
+        span["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+    };
+    assert_eq!(
+        attribute(&gateway, "competitor").unwrap()["stringValue"],
+        "c",
+        "{gateway}"
+    );
+    drop(Bytes::new());
+}
