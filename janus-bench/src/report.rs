@@ -404,7 +404,10 @@ impl Report {
                 .map(|r| r.streaming_metrics.max_gap_seconds)
                 .reduce(f64::max),
             total_tokens: results.iter().filter_map(|r| r.total_tokens).sum(),
-            total_cost_usd: results.iter().filter_map(|r| r.cost_usd).sum(),
+            total_cost_usd: results
+                .iter()
+                .filter_map(|r| r.cost_usd)
+                .fold(0.0, |a, b| a + b),
             cost_sources,
             results,
             weights: BTreeMap::from([

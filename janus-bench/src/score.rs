@@ -229,6 +229,9 @@ pub struct Evaluation {
     pub score: f64,
     /// Named parts (`contains`, `min_length`, `citations`, `tests`, …), each 0–1.
     pub components: BTreeMap<String, f64>,
+    /// The `max_latency_ms` factor (limit over latency, at most 1) the mean is scaled by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_factor: Option<f64>,
     /// Why, for people reading the report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -244,6 +247,7 @@ impl Evaluation {
         Evaluation {
             score,
             components,
+            latency_factor: None,
             notes: Vec::new(),
         }
     }
@@ -260,6 +264,7 @@ impl Evaluation {
         Evaluation {
             score: 0.0,
             components: BTreeMap::new(),
+            latency_factor: None,
             notes: vec![note.into()],
         }
     }
@@ -276,9 +281,11 @@ fn fraction_found(text_lower: &str, needles: &[String]) -> f64 {
     found as f64 / needles.len() as f64
 }
 
-/// Text rules: `contains`, `must_cover` (fractions found, case-insensitive), `min_length`
-/// (length over minimum, capped at 1), `max_latency_ms` (limit over latency, capped at 1),
-/// averaged. An empty answer scores 0; an answer with no rule to meet scores 1.
+/// Text rules: `contains`, `must_cover` (fractions found, case-insensitive) and `min_length`
+/// (length over minimum, capped at 1) are averaged; `max_latency_ms` scales that mean by
+/// limit over latency (capped at 1). The reference averaged latency in as a fourth part,
+/// which gave a fast wrong answer half marks; Janus does not. An empty answer scores 0; an
+/// answer with no rule to meet scores 1.
 pub fn text_quality(answer: &str, expected: &Expected, latency: Duration) -> Evaluation {
     if answer.trim().is_empty() {
         return Evaluation::zero("empty answer");
@@ -301,18 +308,18 @@ pub fn text_quality(answer: &str, expected: &Expected, latency: Duration) -> Eva
         let chars = answer.chars().count() as f64;
         components.insert("min_length".to_owned(), (chars / min).min(1.0));
     }
+    let mut evaluation = Evaluation::from_components(components, 1.0);
     if let Some(max_ms) = expected.max_latency_ms.filter(|m| *m > 0.0) {
         let ms = latency.as_secs_f64() * 1000.0;
-        components.insert(
-            "latency".to_owned(),
-            if ms <= 0.0 {
-                1.0
-            } else {
-                (max_ms / ms).min(1.0)
-            },
-        );
+        let factor = if ms <= 0.0 {
+            1.0
+        } else {
+            (max_ms / ms).min(1.0)
+        };
+        evaluation.latency_factor = Some(factor);
+        evaluation.score *= factor;
     }
-    Evaluation::from_components(components, 1.0)
+    evaluation
 }
 
 /// Citations in an answer: URLs plus bracketed numbers like `[1]`.
