@@ -4,6 +4,7 @@
 //! janus-competitor-sdk, janus-client) and calls them; this crate is wiring and output.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the CLI's output layer
 
+mod bench;
 mod chat;
 mod check;
 mod exit;
@@ -47,6 +48,8 @@ enum Command {
     Health(info::GatewayArgs),
     /// Check a competitor against the Janus contract (the conformance kit).
     Check(check::CheckArgs),
+    /// Benchmark a gateway or competitor: run suites, show and compare reports.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -62,6 +65,7 @@ async fn main() -> ExitCode {
         Command::Chat(args) => args.json,
         Command::Models(args) | Command::Health(args) => args.json,
         Command::Check(args) => args.json,
+        Command::Bench(args) => matches!(&args.command, bench::BenchCommand::Run(run) if run.json),
     };
     let outcome = match cli.command {
         Command::Up(args) => up::run(*args).await,
@@ -69,6 +73,7 @@ async fn main() -> ExitCode {
         Command::Models(args) => info::models(args).await,
         Command::Health(args) => info::health(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     };
     match outcome {
         Ok(code) => code,
