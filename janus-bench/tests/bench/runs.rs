@@ -413,3 +413,60 @@ async fn weights_change_the_composite_and_cancel_writes_a_partial_report() {
     assert_eq!((partial.planned_tasks, partial.total_tasks), (6, 0));
     assert!(partial.summary_table().contains("PARTIAL"));
 }
+
+/// A judge double: an OpenAI-compatible endpoint that grades every answer 8 of 10.
+struct Grader;
+
+#[async_trait]
+impl Competitor for Grader {
+    async fn handle(
+        &self,
+        request: ChatCompletionRequest,
+        _: RequestContext,
+        out: &mut dyn EventWriter,
+    ) -> Result<(), CompetitorError> {
+        let prompt = request.last_user_text().unwrap_or_default();
+        // The judge sees the question and the answer.
+        let score = if prompt.contains("capital of France") && prompt.contains("It is Paris.") {
+            8
+        } else {
+            0
+        };
+        out.content(&format!("{{\"score\": {score}, \"reason\": \"fine\"}}"))
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_judge_is_blended_into_quality() {
+    let target = stack(Scripted {
+        answers: vec![("capital of France", Answer::Text("It is Paris."))],
+    })
+    .await;
+    let judge = stack(Grader).await;
+    let mut cfg = config(
+        &target.gateway,
+        suite(&chat(
+            "j1",
+            "What is the capital of France?",
+            &["Paris", "Seine"],
+        )),
+    );
+    cfg.judge = Some(janus_bench::Judge {
+        url: format!("{}/v1", judge.gateway),
+        model: "c".to_owned(),
+        api_key: None,
+        timeout: Duration::from_secs(10),
+    });
+    let report = run(cfg).await;
+    let r = &report.results[0];
+    assert_eq!(r.judge_score, Some(0.8));
+    // 0.7 × judge + 0.3 × heuristic (contains 1 of 2)
+    assert!(
+        (r.quality_score - (0.7 * 0.8 + 0.3 * 0.5)).abs() < 1e-9,
+        "{:?}",
+        r.evaluation
+    );
+    assert_eq!(report.judge_model.as_deref(), Some("c"));
+}
