@@ -214,7 +214,7 @@ async fn stream(
     let mut builder = Request::post(&url)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::ACCEPT, "text/event-stream")
-        .header("x-request-id", format!("bench-{run_id}-{}", item.id));
+        .header("x-request-id", request_id(run_id, &item.id));
     if let Some(key) = &target.api_key {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
     }
@@ -357,6 +357,17 @@ async fn stream(
         ));
     }
     Ok(())
+}
+
+/// `bench-<run>-<item id>`, keeping only characters every request-id rule accepts, so the
+/// gateway's logs and the report line up.
+fn request_id(run_id: &str, item_id: &str) -> String {
+    let clean: String = item_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    format!("bench-{run_id}-{clean}")
 }
 
 fn merge_tool_calls(calls: &mut Vec<ToolCall>, fragments: &[Value]) {
