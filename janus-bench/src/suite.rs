@@ -237,6 +237,10 @@ impl Suite {
                 let dir = std::env::var_os(PRIVATE_DIR_ENV).ok_or(SuiteError::NoPrivateDir)?;
                 Suite::load_path(name_or_path, Path::new(&dir))
             }
+            path if !Path::new(path).exists() => Err(SuiteError::Read {
+                path: path.to_owned(),
+                reason: "no such file or folder (suites: public/train, public/dev, private/test, or a .jsonl file or folder)".to_owned(),
+            }),
             path => Suite::load_path(path, Path::new(path)),
         }
     }
