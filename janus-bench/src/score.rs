@@ -232,6 +232,9 @@ pub struct Evaluation {
     /// The `max_latency_ms` factor (limit over latency, at most 1) the mean is scaled by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_factor: Option<f64>,
+    /// The `min_length` factor (length over minimum, at most 1) the mean is scaled by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_factor: Option<f64>,
     /// Why, for people reading the report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -248,6 +251,7 @@ impl Evaluation {
             score,
             components,
             latency_factor: None,
+            length_factor: None,
             notes: Vec::new(),
         }
     }
@@ -265,6 +269,7 @@ impl Evaluation {
             score: 0.0,
             components: BTreeMap::new(),
             latency_factor: None,
+            length_factor: None,
             notes: vec![note.into()],
         }
     }
@@ -281,11 +286,11 @@ fn fraction_found(text_lower: &str, needles: &[String]) -> f64 {
     found as f64 / needles.len() as f64
 }
 
-/// Text rules: `contains`, `must_cover` (fractions found, case-insensitive) and `min_length`
-/// (length over minimum, capped at 1) are averaged; `max_latency_ms` scales that mean by
-/// limit over latency (capped at 1). The reference averaged latency in as a fourth part,
-/// which gave a fast wrong answer half marks; Janus does not. An empty answer scores 0; an
-/// answer with no rule to meet scores 1.
+/// Text rules: `contains` and `must_cover` (fractions found, case-insensitive) are
+/// averaged; `min_length` (length over minimum) and `max_latency_ms` (limit over latency)
+/// scale that mean, each capped at 1. The reference averaged length and latency in as
+/// parts of their own, which gave a long or fast wrong answer half marks; Janus does not.
+/// An empty answer scores 0; an answer with no rule to meet scores 1.
 pub fn text_quality(answer: &str, expected: &Expected, latency: Duration) -> Evaluation {
     if answer.trim().is_empty() {
         return Evaluation::zero("empty answer");
@@ -304,11 +309,12 @@ pub fn text_quality(answer: &str, expected: &Expected, latency: Duration) -> Eva
             fraction_found(&lower, &expected.must_cover),
         );
     }
-    if let Some(min) = expected.min_length.filter(|m| *m > 0.0) {
-        let chars = answer.chars().count() as f64;
-        components.insert("min_length".to_owned(), (chars / min).min(1.0));
-    }
     let mut evaluation = Evaluation::from_components(components, 1.0);
+    if let Some(min) = expected.min_length.filter(|m| *m > 0.0) {
+        let factor = (answer.chars().count() as f64 / min).min(1.0);
+        evaluation.length_factor = Some(factor);
+        evaluation.score *= factor;
+    }
     if let Some(max_ms) = expected.max_latency_ms.filter(|m| *m > 0.0) {
         let ms = latency.as_secs_f64() * 1000.0;
         let factor = if ms <= 0.0 {
@@ -525,7 +531,14 @@ mod tests {
             ..Expected::default()
         };
         let e = text_quality("paris", &expected, Duration::from_secs(1));
-        // contains 1/2, min_length 5/20
-        assert!((e.score - (0.5 + 0.25) / 2.0).abs() < 1e-12, "{e:?}");
+        // contains 1/2, scaled by the length 5/20
+        assert!((e.score - 0.5 * 0.25).abs() < 1e-12, "{e:?}");
+        // Long but wrong is still wrong.
+        let e = text_quality(
+            "the capital is Lyon, I believe",
+            &expected,
+            Duration::from_secs(1),
+        );
+        assert_eq!(e.score, 0.0, "{e:?}");
     }
 }
