@@ -495,7 +495,8 @@ impl Report {
             self.total_tasks,
             self.passed_tasks,
             self.failed_tasks,
-            self.errored_tasks,
+            // Counted from the results: reports of the reference runner lack the field.
+            self.results.iter().filter(|r| r.error.is_some()).count(),
             if self.partial { format!(", of {} planned", self.planned_tasks) } else { String::new() },
             self.avg_latency_seconds,
             self.p50_latency_seconds,
