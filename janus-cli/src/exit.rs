@@ -51,6 +51,9 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
                 ANSWERED_ERROR
             };
         }
+        if cause.downcast_ref::<crate::bench::Unreachable>().is_some() {
+            return UNREACHABLE;
+        }
         if cause.downcast_ref::<janus_gateway::ConfigError>().is_some() {
             return USAGE;
         }

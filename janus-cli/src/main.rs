@@ -4,6 +4,7 @@
 //! janus-competitor-sdk, janus-client) and calls them; this crate is wiring and output.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the CLI's output layer
 
+mod bench;
 mod chat;
 mod check;
 mod exit;
@@ -50,6 +51,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Rebuild one request's story (every hop, in order, with latencies) from the JSON logs.
     Trace(trace::TraceArgs),
+    /// Benchmark a gateway or competitor: run suites, show and compare reports.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -66,6 +69,7 @@ async fn main() -> ExitCode {
         Command::Models(args) | Command::Health(args) => args.json,
         Command::Check(args) => args.json,
         Command::Trace(args) => args.json,
+        Command::Bench(args) => matches!(&args.command, bench::BenchCommand::Run(run) if run.json),
     };
     let outcome = match cli.command {
         Command::Up(args) => up::run(*args).await,
@@ -74,6 +78,7 @@ async fn main() -> ExitCode {
         Command::Health(args) => info::health(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Trace(args) => trace::run(args),
+        Command::Bench(args) => bench::run(args).await,
     };
     match outcome {
         Ok(code) => code,

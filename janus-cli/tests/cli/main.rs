@@ -6,6 +6,7 @@
     missing_docs
 )]
 
+mod bench;
 mod broken;
 mod check;
 mod exits;
