@@ -173,7 +173,7 @@
       rename.type = "button";
       rename.setAttribute("aria-label", "Rename " + (c.title || "conversation"));
       rename.addEventListener("click", () => startRename(li, c));
-      const remove = el("button", "icon delete", "🗑");
+      const remove = el("button", "icon delete", "✕");
       remove.type = "button";
       remove.setAttribute("aria-label", "Delete " + (c.title || "conversation"));
       remove.addEventListener("click", () => deleteConversation(c.id));
@@ -262,7 +262,7 @@
     const c = current();
     if (!c || c.messages.length === 0) {
       const empty = el("div", "empty");
-      empty.append(el("h2", null, "Ask anything"), el("p", null, "Answers stream in from the competitor you pick above. Attach PNG or JPEG images with 📎 or by pasting."));
+      empty.append(el("h2", null, "Ask anything"), el("p", null, "Answers stream in from the competitor you pick above. Attach PNG or JPEG images with the paper clip or by pasting them."));
       box.append(empty);
       return;
     }
@@ -294,7 +294,7 @@
     const head = el("div", "msg-head", m.model || "");
     const reasoning = el("details", "reasoning");
     const summary = el("summary");
-    const trace = el("ol", "trace");
+    const trace = el("ul", "trace");
     reasoning.append(summary, trace);
     const working = el("div", "working");
     working.append(el("span", "dots"), el("span", "working-text", "working…"));

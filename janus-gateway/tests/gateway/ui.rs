@@ -128,7 +128,7 @@ async fn no_ui_turns_the_page_into_a_404() {
 }
 
 #[test]
-fn no_ui_is_a_flag_an_env_var_and_a_file_key() {
+fn no_ui_is_a_flag_and_a_file_key() {
     use clap::Parser;
     let base = ["janus-gateway", "--competitor", "a=http://127.0.0.1:1"];
     let parse = |extra: &[&str]| {
@@ -156,13 +156,29 @@ fn no_ui_is_a_flag_an_env_var_and_a_file_key() {
             .ui
     );
     std::fs::remove_dir_all(&dir).unwrap();
-    // The environment variable, through the real binary's parser.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_janus-gateway"))
         .arg("--help")
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("--no-ui") && help.contains("JANUS_NO_UI"), "{help}");
+}
+
+#[tokio::test]
+async fn janus_no_ui_in_the_environment_turns_the_binary_s_page_off() {
+    let competitor = Competitor::start(|_, _| Script::json(200, COMPLETION)).await;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let (_off, off) = start_gateway(
+        competitor.addr,
+        &[],
+        &[("JANUS_NO_UI", "1")],
+        &dir.join("ui-env-off.log"),
+    )
+    .await;
+    let (_on, on) = start_gateway(competitor.addr, &[], &[], &dir.join("ui-env-on.log")).await;
+    let addr = |url: &str| url.trim_start_matches("http://").parse().unwrap();
+    assert_eq!(call(addr(&off), get("/")).await.status, 404);
+    assert_eq!(call(addr(&on), get("/")).await.status, 200);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,6 +324,10 @@ impl SdkCompetitor for Scripted {
             guard.1 = true;
             self.seen.stalls_completed.fetch_add(1, Ordering::SeqCst);
             out.content("finished the long job").await?;
+        } else if text.contains("hang on") {
+            // Ended by the test killing the gateway under it (a lost connection).
+            out.reasoning("Hanging on.\n").await?;
+            pause(30_000).await;
         } else if text.contains("please fail") {
             if self.seen.failures.fetch_add(1, Ordering::SeqCst) == 0 {
                 out.content("Partial answer…").await?;
@@ -438,7 +458,12 @@ fn free_port() -> SocketAddr {
 }
 
 /// Starts the `janus-gateway` binary on a free loopback port and waits for `/health`.
-async fn start_gateway(competitor: SocketAddr, extra: &[&str], log: &Path) -> (Child, String) {
+async fn start_gateway(
+    competitor: SocketAddr,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+    log: &Path,
+) -> (Child, String) {
     let addr = free_port();
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_janus-gateway"));
     for (key, _) in std::env::vars() {
@@ -455,6 +480,7 @@ async fn start_gateway(competitor: SocketAddr, extra: &[&str], log: &Path) -> (C
         .arg(format!("other=http://{competitor}"))
         .args(["--keepalive-interval", "400ms", "--log-format", "json"])
         .args(extra)
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
@@ -529,10 +555,11 @@ async fn the_chat_ui_works_in_a_real_browser() {
         },
     ));
 
-    let (_open, open_url) = start_gateway(competitor_addr, &[], &work.join("open.log")).await;
+    let (open, open_url) = start_gateway(competitor_addr, &[], &[], &work.join("open.log")).await;
     let (_keyed, keyed_url) = start_gateway(
         competitor_addr,
-        &["--api-keys", "sk-ui-test"],
+        &["--api-keys", "sk-ui-test", "--strict-models"],
+        &[],
         &work.join("keyed.log"),
     )
     .await;
@@ -544,6 +571,8 @@ async fn the_chat_ui_works_in_a_real_browser() {
         .current_dir(&ui_dir)
         .env("JANUS_UI_URL", &open_url)
         .env("JANUS_UI_KEYED_URL", &keyed_url)
+        // The last scenario kills this gateway (started by this test) to lose a connection.
+        .env("JANUS_UI_OPEN_PID", open.0.id().unwrap().to_string())
         .env("JANUS_UI_KEY", "sk-ui-test")
         .env("JANUS_UI_SCREENSHOTS", &screenshots)
         .env("JANUS_UI_UPLOAD", work.join("upload.png"))
@@ -587,7 +616,9 @@ async fn the_chat_ui_works_in_a_real_browser() {
         "conversations survive a reload",
         "competitor picker remembered per conversation",
         "api key prompt works",
+        "http error shown with retry",
         "phone width and dark mode",
+        "lost connection shown with retry",
     ] {
         assert!(
             stdout.lines().any(|l| l == format!("ok - {scenario}")),

@@ -20,6 +20,7 @@ const UPLOAD = env("JANUS_UI_UPLOAD");
 const UPLOAD_SHA = env("JANUS_UI_UPLOAD_SHA256");
 const ARTIFACT_SHA = env("JANUS_UI_ARTIFACT_SHA256");
 const DOWNLOADS = env("JANUS_UI_DOWNLOADS");
+const OPEN_PID = Number(env("JANUS_UI_OPEN_PID"));
 mkdirSync(SHOTS, { recursive: true });
 mkdirSync(DOWNLOADS, { recursive: true });
 
@@ -347,7 +348,45 @@ try {
     assert(await p.locator("#key-dialog").isHidden(), "asked for the key again after a reload");
     assert((await p.evaluate(() => localStorage.getItem("janus.apiKey"))) === KEY, "key not stored");
   });
+  await scenario("http error shown with retry", keyed.page, async () => {
+    // This gateway runs with --strict-models: an unknown model is a 404 before any stream.
+    const p = keyed.page;
+    await p.locator("#new-chat").click();
+    await p.evaluate(() => {
+      const option = document.createElement("option");
+      option.value = option.textContent = "ghost";
+      document.getElementById("model").append(option);
+    });
+    await p.locator("#model").selectOption("ghost");
+    await ask(p, "hello ghost");
+    const box = lastAnswer(p).locator(".error-box");
+    await box.waitFor();
+    await settled(p);
+    const text = await box.textContent();
+    assert(text.includes("ghost") && text.includes("model_not_found"), `error box: ${text}`);
+    await box.locator("button.retry:not([disabled])").waitFor();
+    await shot(p, "13-http-error.png");
+  });
   await keyed.context.close();
+
+  const lost = await newPage();
+  await scenario("lost connection shown with retry", lost.page, async () => {
+    const p = lost.page;
+    await p.goto(URL_OPEN);
+    await p.waitForFunction(() => document.querySelectorAll("#model option").length === 2);
+    await ask(p, "hang on");
+    await p.waitForFunction(() => (document.querySelector(".msg.assistant:last-child .trace-text") || {}).textContent === "Hanging on.\n");
+    // The gateway goes away mid-stream (this test started it; it is killed by its pid).
+    process.kill(OPEN_PID, "SIGKILL");
+    const box = lastAnswer(p).locator(".error-box");
+    await box.waitFor();
+    await settled(p);
+    const text = await box.textContent();
+    assert(/connection was lost|closed before/.test(text) && text.includes("connection_lost"), `error box: ${text}`);
+    await box.locator("button.retry:not([disabled])").waitFor();
+    await shot(p, "14-lost-connection.png");
+  });
+  await lost.context.close();
 
   if (problems.length) {
     failed++;
