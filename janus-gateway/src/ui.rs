@@ -83,10 +83,7 @@ impl Ui {
             let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
             let hashed = format!("{stem}.{}.{ext}", short_hash(body));
             // index.html names each asset as `{{name}}`.
-            index = index.replace(
-                &format!("{{{{{name}}}}}"),
-                &format!("{ASSET_DIR}{hashed}"),
-            );
+            index = index.replace(&format!("{{{{{name}}}}}"), &format!("{ASSET_DIR}{hashed}"));
             assets.push(Asset {
                 path: format!("/{ASSET_DIR}{hashed}"),
                 content_type,

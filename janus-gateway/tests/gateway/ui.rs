@@ -53,7 +53,10 @@ async fn the_page_and_its_assets_have_types_caching_and_a_strict_csp() {
     let csp = page.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(csp.contains("default-src 'none'"), "{csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("http"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("http"),
+        "{csp}"
+    );
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
     let html = page.text();
     assert!(!html.contains("{{"), "unresolved asset placeholder");
@@ -96,6 +99,18 @@ async fn the_page_and_its_assets_have_types_caching_and_a_strict_csp() {
     .await;
     assert_eq!(again.status, 304);
     assert!(again.bytes().is_empty());
+
+    let head = call(
+        gateway.addr,
+        Request::head("/")
+            .header("host", "gateway")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    assert!(head.bytes().is_empty());
+    assert_eq!(head.headers["content-type"], "text/html; charset=utf-8");
 
     let missing = call(gateway.addr, get("/assets/app.000000000000.js")).await;
     assert_eq!(missing.status, 404);
@@ -161,7 +176,10 @@ fn no_ui_is_a_flag_and_a_file_key() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    assert!(help.contains("--no-ui") && help.contains("JANUS_NO_UI"), "{help}");
+    assert!(
+        help.contains("--no-ui") && help.contains("JANUS_NO_UI"),
+        "{help}"
+    );
 }
 
 #[tokio::test]
@@ -279,9 +297,13 @@ impl SdkCompetitor for Scripted {
             }
         } else if text.contains("make artifacts") {
             out.content("Here are your files.").await?;
-            let bin = publish_artifact(self.artifact.clone(), "data.bin", "application/octet-stream")
-                .await
-                .map_err(|e| CompetitorError::Internal(e.to_string()))?;
+            let bin = publish_artifact(
+                self.artifact.clone(),
+                "data.bin",
+                "application/octet-stream",
+            )
+            .await
+            .map_err(|e| CompetitorError::Internal(e.to_string()))?;
             out.artifact(bin).await?;
             let png = publish_artifact(self.png.clone(), "dot.png", "image/png")
                 .await
@@ -588,11 +610,11 @@ async fn the_chat_ui_works_in_a_real_browser() {
     let child = command.spawn().unwrap();
     let pid = child.id();
     let _group = ProcessGroup(pid);
-    let output = match tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await
-    {
-        Ok(output) => output.unwrap(),
-        Err(_) => panic!("the browser script (pid {pid:?}) ran over 120 s"),
-    };
+    let output =
+        match tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await {
+            Ok(output) => output.unwrap(),
+            Err(_) => panic!("the browser script (pid {pid:?}) ran over 120 s"),
+        };
     let elapsed = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -602,7 +624,11 @@ async fn the_chat_ui_works_in_a_real_browser() {
             tail(&work.join("open.log"), 20)
         )
     };
-    assert!(output.status.success(), "browser script failed:\n{}", logs());
+    assert!(
+        output.status.success(),
+        "browser script failed:\n{}",
+        logs()
+    );
     for scenario in [
         "streams with a live reasoning panel",
         "copy button copies the code",
@@ -637,7 +663,11 @@ async fn the_chat_ui_works_in_a_real_browser() {
     while seen.cancelled.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(seen.cancelled.load(Ordering::SeqCst), 1, "stop did not cancel the handler");
+    assert_eq!(
+        seen.cancelled.load(Ordering::SeqCst),
+        1,
+        "stop did not cancel the handler"
+    );
     assert_eq!(seen.stalls_completed.load(Ordering::SeqCst), 0);
     // The retry after the error event was a second request.
     assert_eq!(seen.failures.load(Ordering::SeqCst), 2);
@@ -647,7 +677,7 @@ async fn the_chat_ui_works_in_a_real_browser() {
         elapsed < Duration::from_secs(60),
         "the browser test took {elapsed:?}"
     );
-    println!("browser scenarios took {elapsed:?}");
+    eprintln!("browser scenarios took {elapsed:?}");
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
