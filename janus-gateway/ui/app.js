@@ -504,7 +504,11 @@
   }
 
   function send() {
-    if (state.active) return;
+    if (state.active) {
+      // One answer streams at a time; Stop is in the conversation it belongs to.
+      if (state.active.conversationId !== state.currentId) notice("An answer is still streaming in another conversation.");
+      return;
+    }
     const input = $("input");
     const textValue = input.value.trim();
     const images = state.pendingImages.map((p) => p.url);

@@ -284,8 +284,11 @@ impl SdkCompetitor for Scripted {
                 json!({"sandbox_id": "sbx_demo", "exit_code": 0}),
             ))
             .await?;
-            // Silence: only keep-alives arrive, and the page says it is working.
-            pause(1500).await;
+            // Silence: only keep-alives arrive, and the page says it is working. Long
+            // enough for the browser to look at the live panel on a loaded machine.
+            if !text.contains("quick") {
+                pause(3000).await;
+            }
             let answer = format!(
                 "# Answer\n\nModel **{}** says: here is a *table*.\n\n| name | value |\n|:--|--:|\n| alpha | 1 |\n| beta | 2 |\n\n```rust\nfn main() {{ println!(\"hi\"); }}\n```\n\n- one\n- two\n",
                 request.model

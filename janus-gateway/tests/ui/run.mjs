@@ -106,7 +106,7 @@ try {
     await answer.locator("details.reasoning.live").waitFor();
     await page.waitForFunction(() => document.querySelectorAll(".msg.assistant:last-child .trace-step").length === 4);
     assert(!(await answer.locator("details.reasoning").evaluate((d) => d.open)), "reasoning panel is open by default");
-    // Only keep-alives for 1.5 s: the working indicator shows.
+    // Only keep-alives for 3 s: the working indicator shows.
     await answer.locator(".working").waitFor({ state: "visible" });
     await answer.locator("details.reasoning summary").click();
     await shot(page, "02-streaming.png");
@@ -141,9 +141,9 @@ try {
     const before = await page.locator(".msg.user").count();
     const input = page.locator("#input");
     await input.click();
-    await input.type("line one");
+    await input.pressSequentially("line one");
     await input.press("Shift+Enter");
-    await input.type("line two");
+    await input.pressSequentially("line two");
     assert((await input.inputValue()) === "line one\nline two", `textarea: ${await input.inputValue()}`);
     assert((await page.locator(".msg.user").count()) === before, "shift+enter sent the message");
     await input.press("Enter");
@@ -179,6 +179,15 @@ try {
     await page.locator("#file").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hi") });
     await page.locator("#upload-error", { hasText: "notes.txt is not a PNG or JPEG image." }).waitFor();
     assert(await page.locator("#attachments").isHidden(), "a refused file was attached");
+    // Pasting an image attaches it too; its ✕ takes it off again.
+    await page.locator("#input").evaluate((input, bytes) => {
+      const data = new DataTransfer();
+      data.items.add(new File([new Uint8Array(bytes)], "pasted.png", { type: "image/png" }));
+      input.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+    }, Array.from(readFileSync(UPLOAD)));
+    await page.locator("#attachments .attachment", { hasText: "pasted.png" }).waitFor();
+    await page.locator("#attachments .attachment button").click();
+    await page.locator("#attachments").waitFor({ state: "hidden" });
   });
 
   await scenario("uploaded image reaches the competitor", page, async () => {
@@ -309,7 +318,7 @@ try {
       await p.waitForFunction(() => document.querySelectorAll("#model option").length === 2);
       const dark = await p.evaluate(() => getComputedStyle(document.body).backgroundColor);
       assert(dark === "rgb(22, 24, 29)", `dark background: ${dark}`);
-      await ask(p, "stream demo");
+      await ask(p, "quick stream demo");
       await lastAnswer(p).locator(".content .code-block").waitFor();
       await settled(p);
       const width = await p.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
