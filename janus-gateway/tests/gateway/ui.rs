@@ -618,6 +618,7 @@ async fn the_chat_ui_works_in_a_real_browser() {
         logs()
     );
     for scenario in [
+        "markdown renderer edge cases",
         "streams with a live reasoning panel",
         "copy button copies the code",
         "artifact download matches sha256",

@@ -99,6 +99,40 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("#model option").length === 2);
   await shot(page, "01-empty.png");
 
+  await scenario("markdown renderer edge cases", page, async () => {
+    const cases = [
+      ["a_b_c and *em* and **strong** and ~~del~~", "<p>a_b_c and <em>em</em> and <strong>strong</strong> and <del>del</del></p>"],
+      ["[x](java\tscript:alert(1)) [y](JAVASCRIPT:alert(1)) [z](vbscript:x)", "<p>x y z</p>"],
+      ["![i](javascript:alert(1)) ![j](data:text/html;base64,PGI+)", "<p>i j</p>"],
+      ["[dl](data:text/plain;base64,aGk=)", '<p><a href="data:text/plain;base64,aGk=" download="">dl</a></p>'],
+      ["[rel](/v1/models)", '<p><a href="/v1/models" target="_blank" rel="noopener noreferrer">rel</a></p>'],
+      ["- a\n  - b\n- c", "<ul><li>a<ul><li>b</li></ul></li><li>c</li></ul>"],
+      ["3. x\n4. y", '<ol start="3"><li>x</li><li>y</li></ol>'],
+      ["\\*not em\\*", "<p>*not em*</p>"],
+      ["`<b>` <b>", "<p><code>&lt;b&gt;</code> &lt;b&gt;</p>"],
+      ["> quoted **b**", "<blockquote><p>quoted <strong>b</strong></p></blockquote>"],
+      ["## Title ##", "<h2>Title</h2>"],
+      ["a  \nb", "<p>a<br>b</p>"],
+      ["| a | b |\n|---|:-:|\n| x \\| y | z |", '<div class="table-wrap"><table><thead><tr><th>a</th><th class="align-center">b</th></tr></thead><tbody><tr><td>x | y</td><td class="align-center">z</td></tr></tbody></table></div>'],
+      ["- [x] done", '<ul><li><input type="checkbox" disabled="" checked=""> done</li></ul>'],
+      ["---", "<hr>"],
+    ];
+    const results = await page.evaluate((cases) => cases.map(([source]) => {
+      const box = document.createElement("div");
+      window.JanusMarkdown.render(source, box);
+      // `checked` is a property; make it visible in the markup for the comparison.
+      for (const input of box.querySelectorAll("input")) if (input.checked) input.setAttribute("checked", "");
+      return box.innerHTML;
+    }), cases);
+    cases.forEach(([source, expected], i) => assert(results[i] === expected, `${JSON.stringify(source)} → ${results[i]}`));
+    const code = await page.evaluate(() => {
+      const box = document.createElement("div");
+      window.JanusMarkdown.render("```py\nprint('<hi>')", box); // a fence still streaming
+      return [box.querySelector(".code-lang").textContent, box.querySelector("pre code").textContent, box.querySelector("pre code").className];
+    });
+    assert(code[0] === "py" && code[1] === "print('<hi>')" && code[2] === "language-py", `unterminated fence: ${code}`);
+  });
+
   await scenario("streams with a live reasoning panel", page, async () => {
     await ask(page, "stream demo");
     const answer = lastAnswer(page);
