@@ -167,6 +167,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     // Every listener is bound before anything starts, so a taken port fails cleanly.
     let listener = bind(config.listen, "the gateway", "--listen").await?;
     let gateway_url = format!("http://{}", listener.local_addr()?);
+    let ui = config.ui;
     let sandbox_setup = if args.no_sandbox {
         None
     } else {
@@ -214,6 +215,9 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
 
     println!("Janus is up.");
     println!("  gateway      {gateway_url}");
+    if ui {
+        println!("  chat UI      {gateway_url}/ (open it in a browser; --no-ui turns it off)");
+    }
     println!("  competitors  {}", competitors.join(", "));
     if let Some((url, _, label, _)) = &sandbox {
         println!("  sandboxes    {url} ({label}); competitors use SANDY_BASE_URL={url}");

@@ -215,6 +215,18 @@ pub struct Args {
     )]
     pub public_url: Option<String>,
 
+    /// Do not serve the chat UI at / (it is then a 404) [env: JANUS_NO_UI] [default: false]
+    #[arg(
+        long,
+        env = "JANUS_NO_UI",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        hide_env = true
+    )]
+    pub no_ui: Option<bool>,
+
     /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
     #[command(flatten)]
     pub serve: ServeFlags<GatewayEnv>,
@@ -239,6 +251,7 @@ struct FileConfig {
     max_response_bytes: Option<u64>,
     platform_key_file: Option<PathBuf>,
     public_url: Option<String>,
+    no_ui: Option<bool>,
     #[serde(default, rename = "competitor")]
     competitors: Vec<FileCompetitor>,
     #[serde(flatten)]
@@ -322,6 +335,8 @@ pub struct Config {
     pub signing_keys: Option<SigningKeys>,
     /// Base URL clients see (no trailing slash); `None`: `http://<listen>`.
     pub public_url: Option<String>,
+    /// Serve the chat UI at `/` (off with `--no-ui`).
+    pub ui: bool,
     /// Connection handling, including the shutdown grace period for in-flight streams.
     pub serve: ServeConfig,
     /// Log format.
@@ -352,6 +367,7 @@ impl Config {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             signing_keys: None,
             public_url: None,
+            ui: true,
             serve: default_serve(),
             log_format: LogFormat::Json,
             health_interval: Duration::from_secs(10),
@@ -628,6 +644,7 @@ impl Args {
             }
             config.public_url = Some(url.trim().trim_end_matches('/').to_owned());
         }
+        config.ui = !self.no_ui.or(file.no_ui).unwrap_or(false);
         config.log_format = LogFormat::or_detect(self.log_format.or(file.log_format));
         Ok(config)
     }

@@ -16,6 +16,7 @@
 //! - `metrics`: Prometheus metrics; `access`: the per-request log line.
 //! - `signing`: HMAC-signed stateless tokens (platform grants, artifact capabilities).
 //! - `error`: [`GatewayError`] → status, envelope, log level, in one place.
+//! - `ui`: the chat UI (`GET /` and hashed assets under `/assets/`), embedded from `ui/`.
 
 mod access;
 mod config;
@@ -25,6 +26,7 @@ mod metrics;
 mod relay;
 mod server;
 pub mod signing;
+mod ui;
 mod upstream;
 
 pub use config::{

@@ -26,6 +26,7 @@ use crate::health::{spawn_probes, HealthState};
 use crate::metrics::Metrics;
 use crate::relay::{RelayBody, RelayOptions};
 use crate::signing::SigningKeys;
+use crate::ui::Ui;
 use crate::upstream::{self, build_client, ForwardHeaders, HttpClient, UpstreamCall};
 
 pub use janus_http::ResponseBody;
@@ -47,6 +48,8 @@ struct Gateway {
     /// Signs and verifies platform grants and artifact capabilities.
     #[allow(dead_code)] // read by the platform and artifact routes, which land next
     signing: SigningKeys,
+    /// The chat UI, unless `--no-ui`.
+    ui: Option<Ui>,
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains: in-flight
@@ -92,6 +95,7 @@ pub async fn run(
     };
     let drain = Drain::new();
     let serve_config = config.serve.clone();
+    let ui = config.ui.then(Ui::new);
     let gateway = Arc::new(Gateway {
         config,
         client,
@@ -101,6 +105,7 @@ pub async fn run(
         chat_urls,
         drain: drain.clone(),
         signing,
+        ui,
     });
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -168,7 +173,15 @@ impl Gateway {
                 Err(e) => error_response(&e),
             },
             METRICS_PATH => not_allowed("GET"),
-            _ => error_response(&GatewayError::NotFound(format!("{method} {path}"))),
+            // The UI's page and assets need no key: the page asks for one when the API does.
+            _ => match self
+                .ui
+                .as_ref()
+                .and_then(|ui| ui.respond(&method, &path, request.headers()))
+            {
+                Some(response) => response,
+                None => error_response(&GatewayError::NotFound(format!("{method} {path}"))),
+            },
         }
     }
 

@@ -75,6 +75,10 @@ pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String)
         printed.contains(&format!("gateway      {url}")),
         "{printed}"
     );
+    assert!(
+        printed.contains(&format!("chat UI      {url}/")),
+        "{printed}"
+    );
     assert!(printed.contains("curl -N"), "{printed}");
     assert!(printed.contains("janus chat --gateway"), "{printed}");
     let sandbox = printed

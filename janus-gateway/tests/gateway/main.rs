@@ -1,5 +1,6 @@
 //! End-to-end tests of the gateway over real sockets, one binary with a module per area.
-//! Competitors here are small scripted hyper servers (test doubles for real competitors).
+//! Competitors here are small scripted hyper servers (test doubles for real competitors);
+//! the UI browser test uses a scripted SDK competitor.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod config;
@@ -10,3 +11,4 @@ mod openai_sdk;
 mod relay;
 mod routing;
 mod support;
+mod ui;
