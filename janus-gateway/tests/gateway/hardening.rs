@@ -180,6 +180,10 @@ struct GatewayChild {
 
 impl GatewayChild {
     async fn start(competitor_url: &str) -> GatewayChild {
+        Self::start_with(competitor_url, &[]).await
+    }
+
+    async fn start_with(competitor_url: &str, extra: &[&str]) -> GatewayChild {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -194,6 +198,7 @@ impl GatewayChild {
             .args(["--listen", &port.to_string()])
             .args(["--competitor", &format!("a={competitor_url}")])
             .args(["--log-format", "json"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -288,4 +293,79 @@ async fn slowloris_and_the_connection_cap_against_the_gateway() {
     janus_http::probe::connection_cap(gateway.addr, 6, "/health", "/v1/chat/completions")
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_body_trickled_past_the_request_timeout_gets_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let a = Competitor::start(|_, _| Script::json(200, COMPLETION)).await;
+    let mut config = test_config(vec![a.config("a")]);
+    config.request_timeout = Duration::from_millis(800);
+    let gateway = Gateway::start(config).await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"model\":",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = async move {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    };
+    // The answer must come at the deadline, while bytes are still arriving.
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(3), reader.read(&mut answer));
+    let trickling = tokio::spawn(trickle);
+    let read = read.await;
+    trickling.abort();
+    let n = read.expect("an answer within 3 s").unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_millis(2000));
+    assert!(a.requests().is_empty());
+}
+
+#[tokio::test]
+async fn sigterm_with_stalled_connections_exits_well_inside_the_grace_period() {
+    let a = Competitor::start(|_, _| Script::json(200, COMPLETION)).await;
+    let mut gateway = GatewayChild::start_with(&a.url(), &["--shutdown-grace", "20s"]).await;
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+        use tokio::io::AsyncWriteExt as _;
+        stream.write_all(b"POST /v1/chat/comp").await.unwrap();
+        stalled.push(stream);
+    }
+    assert_eq!(
+        call(gateway.addr, chat_request(&plain_body("a")))
+            .await
+            .status,
+        200
+    );
+    let started = std::time::Instant::now();
+    // Our own child, by pid.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &gateway.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = eventually(Duration::from_secs(10), || {
+        matches!(gateway.child.try_wait(), Ok(Some(_)))
+    })
+    .await;
+    assert!(exited, "the gateway did not exit");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "exit took {:?} with a 20 s grace period",
+        started.elapsed()
+    );
+    drop(stalled);
 }
