@@ -26,6 +26,8 @@ use tracing::span;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::runtime::JsonVisitor;
+
 /// Spans waiting for export at most; more are dropped (and counted).
 const QUEUE: usize = 4096;
 /// Spans per export request at most (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`'s default).
@@ -345,31 +347,6 @@ fn encode(config: &OtlpConfig, spans: &[Finished]) -> Value {
     json!({"resourceSpans": resource_spans})
 }
 
-/// Collects a span's fields as JSON values.
-struct FieldsVisitor<'a>(&'a mut Map<String, Value>);
-
-impl tracing::field::Visit for FieldsVisitor<'_> {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.into());
-    }
-    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
-        self.0.insert(field.name().to_owned(), value.into());
-    }
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        self.0.insert(field.name().to_owned(), value.into());
-    }
-    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.0.insert(field.name().to_owned(), value.into());
-    }
-    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
-        self.0.insert(field.name().to_owned(), value.into());
-    }
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").into());
-    }
-}
-
 impl<S> tracing_subscriber::Layer<S> for OtlpLayer
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
@@ -384,7 +361,7 @@ where
             return;
         };
         let mut attributes = Map::new();
-        attrs.record(&mut FieldsVisitor(&mut attributes));
+        attrs.record(&mut JsonVisitor(&mut attributes));
         span.extensions_mut().insert(Mutex::new(Recording {
             start: SystemTime::now(),
             attributes,
@@ -396,7 +373,7 @@ where
         if let Some(span) = ctx.span(id) {
             if let Some(recording) = span.extensions().get::<Mutex<Recording>>() {
                 if let Ok(mut recording) = recording.lock() {
-                    values.record(&mut FieldsVisitor(&mut recording.attributes));
+                    values.record(&mut JsonVisitor(&mut recording.attributes));
                 }
             }
         }

@@ -169,8 +169,8 @@ where
     }
 }
 
-/// Records an event's fields into the line's JSON object.
-struct JsonVisitor<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+/// Records an event's or a span's fields into a JSON object (log lines, exported spans).
+pub(crate) struct JsonVisitor<'a>(pub(crate) &'a mut serde_json::Map<String, serde_json::Value>);
 
 impl tracing::field::Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {

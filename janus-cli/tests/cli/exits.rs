@@ -4,10 +4,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 
 use crate::broken::{Broken, Defect};
-use crate::{free_port, janus};
+use crate::{free_port, interrupt, janus, printed_sandbox, spawn_up};
 
 #[tokio::test]
 async fn up_configuration_errors_exit_2_naming_the_flag_before_anything_starts() {
@@ -79,49 +79,8 @@ async fn with_json_a_failure_prints_one_json_error_object_on_stdout() {
     }
 }
 
-/// `janus up` with stdout read up to its "Ctrl-C" line; stderr piped and left to the caller.
 async fn up_with_piped_stderr(extra: &[&str]) -> (tokio::process::Child, String, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut child = janus()
-        .args(["up", "--listen", &listen])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    let up = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            printed.push_str(&line);
-            printed.push('\n');
-            if line.starts_with("Ctrl-C") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(
-        matches!(up, Ok(true)),
-        "janus up did not come up:\n{printed}"
-    );
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{listen}"), printed)
-}
-
-/// SIGINT to our own child, by pid, then its exit status within 15 s.
-async fn interrupt(child: &mut tokio::process::Child) -> std::process::ExitStatus {
-    let pid = child.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("janus up exits on Ctrl-C")
-        .unwrap()
+    spawn_up(extra, Stdio::piped()).await
 }
 
 #[tokio::test]
@@ -166,12 +125,7 @@ async fn the_users_echo_entry_wins_and_models_marks_the_default() {
 #[tokio::test]
 async fn up_logs_json_when_stderr_is_no_terminal_and_removes_its_sandbox_root() {
     let (mut up, url, printed) = up_with_piped_stderr(&[]).await;
-    let sandbox = printed
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("sandboxes    "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no sandbox line in:\n{printed}"))
-        .to_owned();
+    let sandbox = printed_sandbox(&printed);
     // A sandbox puts something in the root, so its removal is worth checking.
     let created = janus_client::HttpClient::default()
         .post_json(

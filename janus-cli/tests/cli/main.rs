@@ -39,18 +39,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Runs `janus up` and waits until it prints its URLs: (child, gateway URL, sandbox URL).
-pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+/// Runs `janus up --listen <free port> ARGS` with `ECHO_SLOW_STEP_MS=300` and stdout read
+/// up to its "Ctrl-C" line (then drained so the child never blocks on a full pipe):
+/// (child, gateway URL, what it printed). `stderr` is the caller's choice.
+pub async fn spawn_up(args: &[&str], stderr: Stdio) -> (tokio::process::Child, String, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
     let mut child = janus()
-        .arg("up")
-        .args(["--listen", &listen, "--sandbox-listen", "127.0.0.1:0"])
-        .args(extra)
+        .args(["up", "--listen", &listen])
+        .args(args)
         .env("ECHO_SLOW_STEP_MS", "300")
-        .env("JANUS_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -70,7 +69,39 @@ pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String)
         matches!(found, Ok(true)),
         "janus up did not come up; printed:\n{printed}"
     );
-    let url = format!("http://{listen}");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{listen}"), printed)
+}
+
+/// The sandbox service URL `janus up` printed.
+pub fn printed_sandbox(printed: &str) -> String {
+    printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("sandboxes    "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no sandbox line in:\n{printed}"))
+        .to_owned()
+}
+
+/// SIGINT to our own child, by pid, then its exit status within 15 s.
+pub async fn interrupt(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("janus up exits on Ctrl-C")
+        .unwrap()
+}
+
+/// `janus up` with the sandbox service on a free port and JSON logs, checked for the lines
+/// it must print: (child, gateway URL, sandbox URL).
+pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String) {
+    let args = [&["--sandbox-listen", "127.0.0.1:0"], extra].concat();
+    let (child, url, printed) = spawn_up(&args, Stdio::null()).await;
     assert!(
         printed.contains(&format!("gateway      {url}")),
         "{printed}"
@@ -81,13 +112,6 @@ pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String)
     );
     assert!(printed.contains("curl -N"), "{printed}");
     assert!(printed.contains("janus chat --gateway"), "{printed}");
-    let sandbox = printed
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("sandboxes    "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no sandbox line in:\n{printed}"))
-        .to_owned();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let sandbox = printed_sandbox(&printed);
     (child, url, sandbox)
 }

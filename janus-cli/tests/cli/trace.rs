@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{free_port, janus};
+use crate::{interrupt, janus, printed_sandbox, spawn_up};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("janus-cli-trace-{}-{name}", std::process::id()));
@@ -25,32 +24,11 @@ async fn up(dir: &Path, extra: &[&str]) -> (tokio::process::Child, String) {
 
 /// `janus up --log-dir dir` with `extra`; the child, the gateway URL and what it printed.
 async fn up_with(dir: &Path, extra: &[&str]) -> (tokio::process::Child, String, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut child = janus()
-        .args(["up", "--listen", &listen, "--log-dir"])
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    let ready = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            printed.push_str(&line);
-            printed.push('\n');
-            if line.starts_with("Ctrl-C") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert!(matches!(ready, Ok(true)), "janus up:\n{printed}");
+    let dir = dir.to_str().unwrap();
+    let (child, url, printed) =
+        spawn_up(&[&["--log-dir", dir], extra].concat(), Stdio::null()).await;
     assert!(printed.contains("  logs         "), "{printed}");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{listen}"), printed)
+    (child, url, printed)
 }
 
 /// A raw HTTP/1.1 request with a `traceparent`; the whole answer.
@@ -73,16 +51,7 @@ async fn traced_request(
 }
 
 async fn stop(child: &mut tokio::process::Child) {
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    assert!(interrupt(child).await.success());
 }
 
 /// The request id `janus chat` printed on stderr.
@@ -281,11 +250,7 @@ async fn a_competitor_that_crashes_mid_stream_is_marked_where_it_failed() {
 async fn sandbox_operations_are_hops_of_the_callers_trace() {
     let dir = temp_dir("sandbox");
     let (mut child, _url, printed) = up_with(&dir, &["--sandbox-listen", "127.0.0.1:0"]).await;
-    let sandbox = printed
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("sandboxes    "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no sandbox line in:\n{printed}"))
+    let sandbox = printed_sandbox(&printed)
         .trim_start_matches("http://")
         .to_owned();
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
