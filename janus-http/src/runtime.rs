@@ -120,10 +120,70 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt::layer()
-        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-        .event_format(FlatJson)
-        .with_writer(writer)
+    use tracing_subscriber::Layer as _;
+    // Span fields are kept as JSON values once (SpanFieldsLayer), not formatted into a
+    // string per span and parsed back per line: the fmt layer's own field formatting is
+    // turned off.
+    SpanFieldsLayer.and_then(
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(NoFields)
+            .event_format(FlatJson)
+            .with_writer(writer),
+    )
+}
+
+/// A span's fields as JSON values, in the span's extensions.
+struct SpanFields(serde_json::Map<String, serde_json::Value>);
+
+/// Records every span's fields into [`SpanFields`].
+struct SpanFieldsLayer;
+
+impl<S> tracing_subscriber::Layer<S> for SpanFieldsLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        if extensions.get_mut::<SpanFields>().is_none() {
+            let mut fields = serde_json::Map::new();
+            attrs.record(&mut JsonVisitor(&mut fields));
+            extensions.insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+                values.record(&mut JsonVisitor(&mut fields.0));
+            }
+        }
+    }
+}
+
+/// A field formatter that formats nothing (span fields live in [`SpanFields`]).
+struct NoFields;
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for NoFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        _fields: R,
+    ) -> std::fmt::Result {
+        Ok(())
+    }
 }
 
 /// The event formatter behind [`json_subscriber`].
@@ -153,14 +213,8 @@ where
         line.insert("target".into(), Value::String(metadata.target().to_owned()));
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
-                let extensions = span.extensions();
-                let Some(fields) = extensions.get::<tracing_subscriber::fmt::FormattedFields<N>>()
-                else {
-                    continue;
-                };
-                // JsonFields stores each span's fields as one JSON object.
-                if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(fields) {
-                    line.extend(fields);
+                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                    line.extend(fields.0.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
             }
         }
