@@ -121,6 +121,7 @@ fn operation(method: &http::Method, path: &str) -> &'static str {
             "files" => "files",
             "agent" => "agent_run",
             "proxy" => "proxy",
+            "logs" => "logs",
             _ => "other",
         },
         _ => "other",
@@ -256,6 +257,7 @@ fn create_request(config: &Config, body: &Value) -> Result<CreateRequest, Sandbo
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(bad("preemptable", "'preemptable' must be a boolean")),
     };
+    let mut disk_mb = None;
     let mut limits = Limits {
         memory_mb: config.memory_mb,
         pids: config.pids,
@@ -286,13 +288,41 @@ fn create_request(config: &Config, body: &Value) -> Result<CreateRequest, Sandbo
                         )
                     })?;
             }
-            if let Some(disk) = resources.get("disk_gb") {
-                if !disk.is_number() {
+            if let Some(pids) = resources.get("pids") {
+                limits.pids = pids
+                    .as_u64()
+                    .filter(|p| (1..=32768).contains(p))
+                    .ok_or_else(|| bad("resources.pids", "'resources.pids' must be 1-32768"))?;
+            }
+            match (resources.get("disk_mb"), resources.get("disk_gb")) {
+                (Some(_), Some(_)) => {
                     return Err(bad(
-                        "resources.disk_gb",
-                        "'resources.disk_gb' must be a number",
-                    ));
+                        "resources.disk_mb",
+                        "give 'resources.disk_mb' or 'resources.disk_gb', not both",
+                    ))
                 }
+                (Some(mb), None) => {
+                    disk_mb = Some(
+                        mb.as_u64()
+                            .filter(|m| (1..=1_048_576).contains(m))
+                            .ok_or_else(|| {
+                                bad("resources.disk_mb", "'resources.disk_mb' must be 1-1048576")
+                            })?,
+                    );
+                }
+                (None, Some(gb)) => {
+                    let gb = gb
+                        .as_f64()
+                        .filter(|g| *g > 0.0 && *g <= 1024.0)
+                        .ok_or_else(|| {
+                            bad(
+                                "resources.disk_gb",
+                                "'resources.disk_gb' must be a number, 0-1024",
+                            )
+                        })?;
+                    disk_mb = Some(((gb * 1024.0).ceil() as u64).max(1));
+                }
+                (None, None) => {}
             }
         }
         Some(_) => return Err(bad("resources", "'resources' must be an object")),
@@ -321,6 +351,35 @@ fn create_request(config: &Config, body: &Value) -> Result<CreateRequest, Sandbo
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(bad("flavor", "'flavor' must be a string")),
     };
+    let command = match body.get("command") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(words)) if !words.is_empty() && words.len() <= 256 => Some(
+            words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| match w {
+                    Value::String(w) if !w.is_empty() && w.len() <= 4096 && !w.contains('\0') => {
+                        Ok(w.clone())
+                    }
+                    _ => Err(bad(
+                        &format!("command[{i}]"),
+                        "each word of 'command' must be a non-empty string",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => {
+            return Err(bad(
+                "command",
+                "'command' must be an array of 1-256 strings (argv, no shell)",
+            ))
+        }
+    };
+    let rootfs = match body.get("rootfs") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(path)) => Some(allowed_rootfs(config, path)?),
+        Some(_) => return Err(bad("rootfs", "'rootfs' must be a path")),
+    };
     Ok(CreateRequest {
         ttl,
         priority,
@@ -329,7 +388,76 @@ fn create_request(config: &Config, body: &Value) -> Result<CreateRequest, Sandbo
         env: parse_env(body.get("env"), "env")?,
         expose_ports,
         flavor,
+        command,
+        rootfs,
+        disk_mb,
     })
+}
+
+/// `path` as a sandbox root: an existing directory inside one of `--allow-rootfs` (after
+/// resolving symlinks), and full isolation to use it.
+fn allowed_rootfs(config: &Config, path: &str) -> Result<std::path::PathBuf, SandboxError> {
+    if config.isolation != crate::IsolationMode::Full {
+        return Err(bad("rootfs", "'rootfs' needs full isolation"));
+    }
+    let canonical = std::path::Path::new(path)
+        .canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| bad("rootfs", "'rootfs' must be an existing directory"))?;
+    if !config
+        .allow_rootfs
+        .iter()
+        .any(|dir| canonical.starts_with(dir))
+    {
+        return Err(bad(
+            "rootfs",
+            "'rootfs' is not under a directory this service allows (--allow-rootfs)",
+        ));
+    }
+    Ok(canonical)
+}
+
+/// A service's output as NDJSON, one `{"at","stream","line"}` object per line: the kept
+/// lines, then (when following) each new line as it comes, until the service exits (an
+/// `exit` record) or the sandbox ends. A follower too slow for the stream gets a `lagged`
+/// record saying how many lines it missed.
+fn logs_response(
+    kept: Vec<crate::service::LogLine>,
+    live: Option<tokio::sync::broadcast::Receiver<crate::service::LogLine>>,
+) -> Response<Body> {
+    use futures_util::StreamExt as _;
+    fn frame(
+        line: &impl serde::Serialize,
+    ) -> Result<hyper::body::Frame<bytes::Bytes>, janus_http::BoxError> {
+        let mut text = serde_json::to_vec(line).map_err(janus_http::BoxError::from)?;
+        text.push(b'\n');
+        Ok(hyper::body::Frame::data(bytes::Bytes::from(text)))
+    }
+    let ended = kept.iter().any(|l| l.stream == "exit");
+    let head = futures_util::stream::iter(kept.into_iter().map(|l| frame(&l)).collect::<Vec<_>>());
+    let tail = futures_util::stream::unfold(live.filter(|_| !ended), |receiver| async move {
+        let mut receiver = receiver?;
+        let item = match receiver.recv().await {
+            Ok(line) => {
+                let last = line.stream == "exit";
+                return Some((frame(&line), (!last).then_some(receiver)));
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                frame(&json!({"stream": "lagged", "line": format!("{missed} lines missed")}))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((item, Some(receiver)))
+    });
+    let mut response = Response::new(janus_http::response::boxed(
+        http_body_util::StreamBody::new(head.chain(tail)),
+    ));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
 }
 
 fn query_param(uri: &http::Uri, key: &str) -> Option<String> {
@@ -564,6 +692,15 @@ async fn route(
                 StatusCode::OK,
                 &manager.list_files(&sandbox, &path).await?,
             ))
+        }
+        (Method::GET, [id, "logs"]) => {
+            let sandbox = manager.get(id).await?;
+            let follow = matches!(
+                query_param(request.uri(), "follow").as_deref(),
+                Some("true" | "1")
+            );
+            let (kept, live) = manager.service_logs(&sandbox, follow)?;
+            Ok(logs_response(kept, live))
         }
         (Method::POST, [id, "agent", "run"]) => {
             let sandbox = manager.get(id).await?;

@@ -69,6 +69,14 @@ pub struct Args {
         value_name = "NAME=HOST:PORT"
     )]
     pub forwards: Vec<String>,
+    /// A directory under which clients may name an unpacked image as a sandbox's read-only root (`rootfs`); repeatable [default: none, `rootfs` refused]
+    #[arg(
+        long = "allow-rootfs",
+        env = "JANUS_SANDBOX_ALLOW_ROOTFS",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    pub allow_rootfs: Vec<PathBuf>,
     /// Command agent/run starts (sh -c); it reads the prompt from $JANUS_AGENT_PROMPT
     #[arg(long, env = "JANUS_SANDBOX_AGENT_COMMAND", default_value = DEFAULT_AGENT_COMMAND)]
     pub agent_command: String,
@@ -145,6 +153,8 @@ pub struct Config {
     pub agent_command: String,
     /// Platform endpoints forwarded into every sandbox: (NAME, HOST:PORT).
     pub forwards: Vec<(String, String)>,
+    /// Directories a `rootfs` may lie in (canonical paths); empty: `rootfs` is refused.
+    pub allow_rootfs: Vec<PathBuf>,
     /// This service's own binary, run under `nsenter --net` as the relay helper.
     pub helper_binary: PathBuf,
     /// Open-files and file-size limits of every command.
@@ -203,6 +213,7 @@ impl Config {
             public_url: "http://127.0.0.1:8300".to_owned(),
             agent_command: DEFAULT_AGENT_COMMAND.to_owned(),
             forwards: Vec::new(),
+            allow_rootfs: Vec::new(),
             helper_binary: std::env::current_exe()
                 .unwrap_or_else(|_| PathBuf::from("janus-sandbox")),
             rlimits: crate::isolation::Rlimits::default(),
@@ -267,6 +278,19 @@ impl Args {
         config.agent_command = self.agent_command;
         for spec in self.forwards.iter().filter(|s| !s.trim().is_empty()) {
             config.forwards.push(parse_forward(spec.trim())?);
+        }
+        for dir in self
+            .allow_rootfs
+            .iter()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            let canonical = dir
+                .canonicalize()
+                .map_err(|e| format!("--allow-rootfs {}: {e}", dir.display()))?;
+            if !canonical.is_dir() {
+                return Err(format!("--allow-rootfs {}: not a directory", dir.display()));
+            }
+            config.allow_rootfs.push(canonical);
         }
         Ok(config)
     }

@@ -100,10 +100,11 @@ fn bind_read_only(source: &Path, target: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Builds the root at `new`: host directories read-only, `workspace` writable at
+/// Builds the root at `new`: the system directories of `base` read-only (`/`, the host's;
+/// or an unpacked image — a launched competitor's `rootfs`), `workspace` writable at
 /// `/workspace`, a size-limited `/tmp` and `/dev/shm`, the sandbox's own `/proc`, a minimal
 /// `/dev`; then the root itself is made read-only.
-fn build_root(new: &Path, workspace: &Path, tmp_mb: u64) -> std::io::Result<()> {
+fn build_root(new: &Path, workspace: &Path, tmp_mb: u64, base: &Path) -> std::io::Result<()> {
     // Nothing done here may propagate back to the host.
     mount_change(
         "/",
@@ -116,7 +117,7 @@ fn build_root(new: &Path, workspace: &Path, tmp_mb: u64) -> std::io::Result<()> 
         "size=1m,mode=755",
     )?;
     for name in HOST_DIRS {
-        let host = Path::new("/").join(name);
+        let host = base.join(name);
         let inside = new.join(name);
         match std::fs::symlink_metadata(&host) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -232,17 +233,19 @@ pub fn pause_main() -> std::io::Result<()> {
     }
 }
 
-/// The holder: `__holder NEW_ROOT WORKSPACE HOSTNAME TMP_MB`. Never returns on success.
+/// The holder: `__holder NEW_ROOT WORKSPACE HOSTNAME TMP_MB BASE` (`BASE`: `/`, or the
+/// image whose system directories form the root). Never returns on success.
 pub fn holder_main(
     new: &Path,
     workspace: &Path,
     hostname: &str,
     tmp_mb: &str,
+    base: &Path,
 ) -> std::io::Result<()> {
     let tmp_mb: u64 = tmp_mb
         .parse()
         .map_err(|_| std::io::Error::other("bad /tmp size"))?;
-    build_root(new, workspace, tmp_mb)?;
+    build_root(new, workspace, tmp_mb, base)?;
     loopback_up().map_err(io_context("bring up loopback"))?;
     rustix::system::sethostname(hostname.as_bytes()).map_err(context("sethostname"))?;
     std::os::unix::fs::chroot(new).map_err(io_context("chroot"))?;

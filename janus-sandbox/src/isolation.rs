@@ -327,6 +327,8 @@ pub struct Setup {
     pub rlimits: Rlimits,
     /// This service's binary, which has the `__holder` mode.
     pub helper_binary: PathBuf,
+    /// An unpacked image whose system directories form the root, instead of the host's.
+    pub rootfs: Option<PathBuf>,
 }
 
 /// A running isolated sandbox.
@@ -379,6 +381,7 @@ pub async fn start(
         .arg(workspace)
         .arg(format!("sandbox-{}", id.trim_start_matches("sbx_")))
         .arg(tmp_mb)
+        .arg(setup.rootfs.as_deref().unwrap_or(Path::new("/")))
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -29,6 +29,7 @@ mod holder;
 mod isolation;
 mod relay;
 mod sandbox;
+pub mod service;
 mod workspace;
 
 pub use api::run;

@@ -2,7 +2,7 @@
 //! sandbox's network namespace without `unsafe`: the service runs its own binary under
 //! `nsenter --net`.
 //!
-//! - `__holder ROOT WORKSPACE HOSTNAME TMP_MB`: PID 1 of a sandbox (`holder`), started by
+//! - `__holder ROOT WORKSPACE HOSTNAME TMP_MB BASE`: PID 1 of a sandbox (`holder`), started by
 //!   `unshare` in the sandbox's new namespaces; `__pause NAME`, its child that never exits.
 //! - `__connect HOST PORT`: connects from inside the sandbox and relays stdin/stdout to
 //!   the socket; the service speaks HTTP over the helper's pipes (the `proxy` route).
@@ -43,9 +43,15 @@ pub async fn helper_main(args: &[String]) -> Option<std::io::Result<()>> {
         }
         [mode, _name] if mode == "__pause" => Some(crate::holder::pause_main()),
         // Blocks this thread for the sandbox's life; nothing else runs in this process.
-        [mode, root, workspace, hostname, tmp_mb] if mode == "__holder" => Some(
-            crate::holder::holder_main(Path::new(root), Path::new(workspace), hostname, tmp_mb),
-        ),
+        [mode, root, workspace, hostname, tmp_mb, base] if mode == "__holder" => {
+            Some(crate::holder::holder_main(
+                Path::new(root),
+                Path::new(workspace),
+                hostname,
+                tmp_mb,
+                Path::new(base),
+            ))
+        }
         _ => None,
     }
 }

@@ -37,6 +37,14 @@ pub struct CreateRequest {
     pub expose_ports: Vec<u16>,
     /// Flavor name (recorded).
     pub flavor: Option<String>,
+    /// A long-running command (argv) started when the sandbox is ready: a launched
+    /// competitor. Its output is kept and streamed by `GET …/logs`.
+    pub command: Option<Vec<String>>,
+    /// An unpacked image used read-only as the sandbox's root (checked against
+    /// `--allow-rootfs`); the host's system directories otherwise.
+    pub rootfs: Option<PathBuf>,
+    /// Size of `/workspace` in MiB, enforced by a size-capped tmpfs (full isolation).
+    pub disk_mb: Option<u64>,
 }
 
 /// One live sandbox.
@@ -63,6 +71,14 @@ pub struct Sandbox {
     pub agent_cancel: Arc<tokio::sync::Notify>,
     /// Forward helpers inside the sandbox and their host-side relays.
     forwards: Mutex<Vec<(tokio::process::Child, tokio::task::JoinHandle<()>)>>,
+    /// `/workspace` size in MiB, when limited.
+    disk_mb: Option<u64>,
+    /// `/workspace` is a tmpfs mounted by this service (unmounted on destroy).
+    disk_mounted: bool,
+    /// The image used as root, if any.
+    rootfs: Option<PathBuf>,
+    /// The long-running command, if the sandbox was created with one.
+    service: std::sync::Mutex<Option<crate::service::Service>>,
     /// Where this sandbox's forward sockets live, when not under `dir` (a long `--root`).
     socket_dir: Option<PathBuf>,
     limits: Limits,
@@ -196,7 +212,14 @@ impl Sandbox {
             "expose_ports": self.expose_ports,
             "flavor": self.flavor,
             "isolation": match config.isolation { IsolationMode::Full => "full", IsolationMode::None => "none" },
-            "resources": {"memory_mb": self.limits.memory_mb, "pids": self.limits.pids, "cpu": self.limits.cpus},
+            "resources": {"memory_mb": self.limits.memory_mb, "pids": self.limits.pids, "cpu": self.limits.cpus, "disk_mb": self.disk_mb},
+            "rootfs": self.rootfs.as_ref().map(|p| p.display().to_string()),
+            "service": self
+                .service
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(crate::service::Service::describe),
         })
     }
 }
@@ -351,6 +374,33 @@ impl Manager {
         tokio::fs::create_dir_all(&workspace).await.map_err(|e| {
             SandboxError::Internal(format!("cannot create {}: {e}", workspace.display()))
         })?;
+        // `disk_mb`: /workspace is a tmpfs of that size, mounted where the files API and
+        // the sandbox's bind mount both see it (decided in decisions.md: cgroup v1 has no
+        // disk limit). Without isolation nothing is enforced, as nothing else is.
+        let disk_mounted = match (request.disk_mb, self.config.isolation) {
+            (Some(mb), IsolationMode::Full) => {
+                let options = std::ffi::CString::new(format!("size={mb}m,mode=0755"))
+                    .map_err(|e| SandboxError::Internal(e.to_string()))?;
+                if let Err(e) = rustix::mount::mount(
+                    "janus-workspace",
+                    &workspace,
+                    "tmpfs",
+                    rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV,
+                    options.as_c_str(),
+                ) {
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                    return Err(SandboxError::Internal(format!(
+                        "cannot size /workspace ({mb} MiB): {e}"
+                    )));
+                }
+                true
+            }
+            (Some(_), IsolationMode::None) => {
+                tracing::warn!("disk_mb is not enforced with --isolation none");
+                false
+            }
+            (None, _) => false,
+        };
         let isolated = match self.config.isolation {
             IsolationMode::Full => {
                 chown(&workspace, self.config.uid)?;
@@ -359,10 +409,12 @@ impl Manager {
                     limits: request.limits,
                     rlimits: self.config.rlimits,
                     helper_binary: self.config.helper_binary.clone(),
+                    rootfs: request.rootfs.clone(),
                 };
                 match isolation::start(&id, &dir, &workspace, setup).await {
                     Ok(isolated) => Some(isolated),
                     Err(e) => {
+                        unmount_workspace(&workspace, disk_mounted);
                         let _ = tokio::fs::remove_dir_all(&dir).await;
                         return Err(SandboxError::Internal(format!(
                             "cannot start the sandbox: {e}"
@@ -428,6 +480,7 @@ impl Manager {
             if let Some(isolated) = isolated {
                 isolated.destroy().await;
             }
+            unmount_workspace(&workspace, disk_mounted);
             let _ = tokio::fs::remove_dir_all(&dir).await;
             if let Some(socket_dir) = &socket_dir {
                 let _ = tokio::fs::remove_dir_all(socket_dir).await;
@@ -452,9 +505,57 @@ impl Manager {
             forwards: Mutex::new(forwards),
             socket_dir,
             limits: request.limits,
+            disk_mb: request.disk_mb,
+            disk_mounted,
+            rootfs: request.rootfs,
+            service: std::sync::Mutex::new(None),
         });
-        self.sandboxes.write().await.insert(id, sandbox.clone());
+        self.sandboxes
+            .write()
+            .await
+            .insert(id.clone(), sandbox.clone());
+        if let Some(argv) = request.command {
+            if let Err(e) = self.start_service(&sandbox, argv).await {
+                let _ = self.terminate(&id, false).await;
+                return Err(e);
+            }
+        }
         Ok(sandbox)
+    }
+
+    /// Starts the sandbox's long-running command (see [`crate::service`]).
+    async fn start_service(
+        &self,
+        sandbox: &Sandbox,
+        argv: Vec<String>,
+    ) -> Result<(), SandboxError> {
+        let line = crate::service::exec_line(&argv);
+        let spawned = self.spawn(sandbox, &line, None, &[]).await?;
+        let service = crate::service::Service::watch(argv, spawned.child, spawned.cgroups);
+        *sandbox.service.lock().unwrap_or_else(|p| p.into_inner()) = Some(service);
+        Ok(())
+    }
+
+    /// The service's kept output lines and, when `follow`, the stream of what comes next.
+    pub fn service_logs(
+        &self,
+        sandbox: &Sandbox,
+        follow: bool,
+    ) -> Result<
+        (
+            Vec<crate::service::LogLine>,
+            Option<tokio::sync::broadcast::Receiver<crate::service::LogLine>>,
+        ),
+        SandboxError,
+    > {
+        let service = sandbox.service.lock().unwrap_or_else(|p| p.into_inner());
+        match &*service {
+            Some(service) => Ok(service.logs(follow)),
+            None => Err(SandboxError::BadRequest {
+                param: "command".into(),
+                message: format!("sandbox {} was created without a 'command'", sandbox.id),
+            }),
+        }
     }
 
     /// Terminates a sandbox: kills every process, removes its namespaces, cgroups and files.
@@ -489,6 +590,15 @@ impl Manager {
             isolated.destroy().await;
         }
         let _guard = sandbox.busy.write().await;
+        // Its processes are gone with the holder; the watcher tasks go with the service.
+        drop(
+            sandbox
+                .service
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        unmount_workspace(&sandbox.workspace, sandbox.disk_mounted);
         if let Some(socket_dir) = &sandbox.socket_dir {
             let _ = tokio::fs::remove_dir_all(socket_dir).await;
         }
@@ -807,6 +917,15 @@ impl Manager {
 }
 
 /// Hands a workspace path to the sandbox user (never following a symlink).
+/// Detaches the `/workspace` tmpfs (lazily: a process still inside cannot keep it).
+fn unmount_workspace(workspace: &Path, mounted: bool) {
+    if mounted {
+        if let Err(e) = rustix::mount::unmount(workspace, rustix::mount::UnmountFlags::DETACH) {
+            tracing::warn!(workspace = %workspace.display(), error = %e, "cannot unmount /workspace");
+        }
+    }
+}
+
 fn chown(path: &Path, uid: u32) -> Result<(), SandboxError> {
     std::os::unix::fs::lchown(path, Some(uid), Some(uid))
         .map_err(|e| SandboxError::Internal(format!("chown {}: {e}", path.display())))

@@ -7,6 +7,7 @@ mod api;
 mod hostile;
 mod isolation;
 mod network;
+mod service;
 
 use std::time::Duration;
 
