@@ -122,6 +122,7 @@ fn operation(method: &http::Method, path: &str) -> &'static str {
             "agent" => "agent_run",
             "proxy" => "proxy",
             "logs" => "logs",
+            "service" => "service_restart",
             _ => "other",
         },
         _ => "other",
@@ -691,6 +692,14 @@ async fn route(
             Ok(json_response(
                 StatusCode::OK,
                 &manager.list_files(&sandbox, &path).await?,
+            ))
+        }
+        (Method::POST, [id, "service", "restart"]) => {
+            let sandbox = manager.get(id).await?;
+            manager.restart_service(&sandbox).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &sandbox.describe(config).await,
             ))
         }
         (Method::GET, [id, "logs"]) => {

@@ -31,6 +31,8 @@ pub enum SandboxError {
     #[error("sandbox '{0}' was terminated")]
     Terminated(String),
     /// At capacity and nothing may be preempted.
+    #[error("the command of sandbox '{0}' is still running")]
+    ServiceRunning(String),
     #[error("at capacity ({0} sandboxes) and no lower-priority preemptable sandbox to stop")]
     AtCapacity(usize),
     /// The body (or a file) is over the limit.
@@ -60,7 +62,7 @@ impl SandboxError {
             SandboxError::NotFound(_)
             | SandboxError::FileNotFound(_)
             | SandboxError::NoRoute(_) => StatusCode::NOT_FOUND,
-            SandboxError::Terminated(_) => StatusCode::CONFLICT,
+            SandboxError::Terminated(_) | SandboxError::ServiceRunning(_) => StatusCode::CONFLICT,
             SandboxError::AtCapacity(_) => StatusCode::TOO_MANY_REQUESTS,
             SandboxError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             SandboxError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -78,6 +80,7 @@ impl SandboxError {
             SandboxError::NotFound(_) => "sandbox_not_found",
             SandboxError::FileNotFound(_) => "file_not_found",
             SandboxError::Terminated(_) => "sandbox_terminated",
+            SandboxError::ServiceRunning(_) => "service_running",
             SandboxError::AtCapacity(_) => "at_capacity",
             SandboxError::TooLarge(_) => "request_too_large",
             SandboxError::NotImplemented(_) => "not_implemented",

@@ -515,7 +515,7 @@ impl Manager {
             .await
             .insert(id.clone(), sandbox.clone());
         if let Some(argv) = request.command {
-            if let Err(e) = self.start_service(&sandbox, argv).await {
+            if let Err(e) = self.start_service(&sandbox, argv, 0).await {
                 let _ = self.terminate(&id, false).await;
                 return Err(e);
             }
@@ -528,12 +528,35 @@ impl Manager {
         &self,
         sandbox: &Sandbox,
         argv: Vec<String>,
+        restarts: u64,
     ) -> Result<(), SandboxError> {
         let line = crate::service::exec_line(&argv);
         let spawned = self.spawn(sandbox, &line, None, &[]).await?;
-        let service = crate::service::Service::watch(argv, spawned.child, spawned.cgroups);
+        let service =
+            crate::service::Service::watch(argv, spawned.child, spawned.cgroups, restarts);
         *sandbox.service.lock().unwrap_or_else(|p| p.into_inner()) = Some(service);
         Ok(())
+    }
+
+    /// Starts the command again in the same sandbox (same id, same proxy URL, same
+    /// workspace) after it exited: what a runner does after a crash. 409 while it runs.
+    pub async fn restart_service(&self, sandbox: &Sandbox) -> Result<(), SandboxError> {
+        let (argv, restarts) = {
+            let service = sandbox.service.lock().unwrap_or_else(|p| p.into_inner());
+            match &*service {
+                None => {
+                    return Err(SandboxError::BadRequest {
+                        param: "command".into(),
+                        message: format!("sandbox {} was created without a 'command'", sandbox.id),
+                    })
+                }
+                Some(s) if s.status() == crate::service::Status::Running => {
+                    return Err(SandboxError::ServiceRunning(sandbox.id.clone()))
+                }
+                Some(s) => (s.argv().to_vec(), s.restarts() + 1),
+            }
+        };
+        self.start_service(sandbox, argv, restarts).await
     }
 
     /// The service's kept output lines and, when `follow`, the stream of what comes next.

@@ -56,6 +56,7 @@ pub struct Service {
     tail: Arc<Mutex<VecDeque<LogLine>>>,
     lines: broadcast::Sender<LogLine>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    restarts: u64,
 }
 
 impl Drop for Service {
@@ -100,6 +101,7 @@ impl Service {
         argv: Vec<String>,
         mut child: tokio::process::Child,
         cgroups: Vec<PathBuf>,
+        restarts: u64,
     ) -> Service {
         let status = Arc::new(Mutex::new(Status::Running));
         let tail = Arc::new(Mutex::new(VecDeque::new()));
@@ -207,7 +209,18 @@ impl Service {
             tail,
             lines,
             tasks,
+            restarts,
         }
+    }
+
+    /// The command.
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// How many times it was restarted in this sandbox.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 
     /// Current state.
@@ -237,6 +250,7 @@ impl Service {
             "running": running,
             "exit_code": exit_code,
             "oom_killed": oom_killed,
+            "restarts": self.restarts,
             "started_at": humantime::format_rfc3339_seconds(self.started_at).to_string(),
         })
     }

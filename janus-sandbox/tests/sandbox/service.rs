@@ -63,6 +63,21 @@ async fn the_services_output_is_kept_and_followed_until_it_exits() {
     let kept = lines(&service.get(&format!("/api/sandboxes/{id}/logs")).await.body);
     assert_eq!(kept.len(), followed.len());
 
+    // It restarts in the same sandbox, counted; a running one is not restarted.
+    let restarted = service
+        .post(&format!("/api/sandboxes/{id}/service/restart"), json!({}))
+        .await;
+    assert_eq!(restarted.status, 200);
+    let restarted: Value = serde_json::from_slice(&restarted.body).unwrap();
+    assert_eq!(restarted["service"]["restarts"], 1, "{restarted}");
+    assert_eq!(restarted["id"], id.as_str());
+    let again = service
+        .post(&format!("/api/sandboxes/{id}/service/restart"), json!({}))
+        .await;
+    assert_eq!(again.status, 409);
+    let done = wait_exited(&service, &id).await;
+    assert_eq!(done["service"]["exit_code"], 3);
+
     // A sandbox without a command has no logs; bad commands are refused by name.
     let plain = service.create(json!({})).await;
     assert_eq!(
