@@ -25,6 +25,7 @@ mod ids;
 pub mod sse;
 mod stream;
 mod validate;
+pub mod words;
 
 pub use aggregate::ChunkAggregator;
 pub use artifact::{
