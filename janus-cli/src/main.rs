@@ -49,10 +49,20 @@ enum Command {
     Health(info::GatewayArgs),
     /// Check a competitor against the Janus contract (the conformance kit).
     Check(check::CheckArgs),
+    /// Serve the echo competitor on its own (the one `janus up` embeds): a real process to
+    /// launch in a sandbox or check with `janus check`.
+    Echo(janus_competitor_sdk::Args),
     /// Rebuild one request's story (every hop, in order, with latencies) from the JSON logs.
     Trace(trace::TraceArgs),
     /// Benchmark a gateway or competitor: run suites, show and compare reports.
     Bench(bench::BenchArgs),
+}
+
+/// `janus echo`: the echo competitor alone, configured as any SDK competitor.
+async fn serve_echo(args: janus_competitor_sdk::Args) -> anyhow::Result<ExitCode> {
+    let echo = echo_competitor::Echo::from_env().map_err(exit::Failure::Usage)?;
+    janus_competitor_sdk::run_with_args(echo, args).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[tokio::main]
@@ -69,6 +79,7 @@ async fn main() -> ExitCode {
         Command::Models(args) | Command::Health(args) => args.json,
         Command::Check(args) => args.json,
         Command::Trace(args) => args.json,
+        Command::Echo(_) => false,
         Command::Bench(args) => matches!(&args.command, bench::BenchCommand::Run(run) if run.json),
     };
     let outcome = match cli.command {
@@ -78,6 +89,7 @@ async fn main() -> ExitCode {
         Command::Health(args) => info::health(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Trace(args) => trace::run(args),
+        Command::Echo(args) => serve_echo(args).await,
         Command::Bench(args) => bench::run(args).await,
     };
     match outcome {

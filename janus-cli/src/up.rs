@@ -89,10 +89,17 @@ fn start_sandbox(
     listener: TcpListener,
     isolation: janus_sandbox::IsolationMode,
     root: &TempRoot,
+    allow_rootfs: &[std::path::PathBuf],
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(String, SandboxTask, &'static str)> {
     use janus_sandbox::IsolationMode;
     let mut config = janus_sandbox::Config::new(root.0.clone(), isolation);
+    // The images launched competitors name are the ones this service may use as roots.
+    for dir in allow_rootfs {
+        config.allow_rootfs.push(dir.canonicalize().map_err(|e| {
+            Failure::Usage(format!("rootfs {}: {e}", dir.display()))
+        })?);
+    }
     let url = format!("http://{}", listener.local_addr()?);
     config.public_url = url.clone();
     let label = match isolation {
@@ -163,11 +170,6 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let config = args.gateway.resolve()?;
-    // Every listener is bound before anything starts, so a taken port fails cleanly.
-    let listener = bind(config.listen, "the gateway", "--listen").await?;
-    let gateway_url = format!("http://{}", listener.local_addr()?);
-    let ui = config.ui;
     let sandbox_setup = if args.no_sandbox {
         None
     } else {
@@ -183,6 +185,24 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         );
         Some((isolation, sandbox_listener, root))
     };
+    // Competitors launched with --launch (or `command` in the config file) run in the
+    // embedded sandbox service unless another is named.
+    if let (Some((_, sandbox_listener, _)), None) = (&sandbox_setup, &args.gateway.sandbox_url) {
+        args.gateway.sandbox_url = Some(format!("http://{}", sandbox_listener.local_addr()?));
+    }
+    let config = args.gateway.resolve()?;
+    if !config.launch.is_empty() && args.no_sandbox && config.sandbox_url.is_none() {
+        return Err(Failure::Usage(
+            "--launch needs the sandbox service: drop --no-sandbox or pass --sandbox-url".into(),
+        )
+        .into());
+    }
+    let allow_rootfs: Vec<std::path::PathBuf> =
+        config.launch.iter().filter_map(|l| l.rootfs.clone()).collect();
+    // Every listener is bound before anything starts, so a taken port fails cleanly.
+    let listener = bind(config.listen, "the gateway", "--listen").await?;
+    let gateway_url = format!("http://{}", listener.local_addr()?);
+    let ui = config.ui;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -202,7 +222,13 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         None => None,
         Some((isolation, sandbox_listener, root)) => {
             let (url, task, label) =
-                start_sandbox(sandbox_listener, isolation, &root, stopped(stop_rx.clone()))?;
+                start_sandbox(
+                    sandbox_listener,
+                    isolation,
+                    &root,
+                    &allow_rootfs,
+                    stopped(stop_rx.clone()),
+                )?;
             Some((url, task, label, root))
         }
     };

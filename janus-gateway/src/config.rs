@@ -227,6 +227,14 @@ pub struct Args {
     )]
     pub no_ui: Option<bool>,
 
+    /// A competitor the gateway launches in a sandbox, as ID=CMD (CMD split like a shell splits words, no shell run); repeatable [env: JANUS_LAUNCH, one]
+    #[arg(long = "launch", env = "JANUS_LAUNCH", value_name = "ID=CMD", hide_env = true)]
+    pub launch: Vec<String>,
+
+    /// The Sandy API that runs launched competitors [env: JANUS_SANDBOX_URL] [default: none; required with --launch]
+    #[arg(long, env = "JANUS_SANDBOX_URL", value_name = "URL", hide_env = true)]
+    pub sandbox_url: Option<String>,
+
     /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
     #[command(flatten)]
     pub serve: ServeFlags<GatewayEnv>,
@@ -251,6 +259,7 @@ struct FileConfig {
     max_response_bytes: Option<u64>,
     platform_key_file: Option<PathBuf>,
     public_url: Option<String>,
+    sandbox_url: Option<String>,
     no_ui: Option<bool>,
     #[serde(default, rename = "competitor")]
     competitors: Vec<FileCompetitor>,
@@ -269,6 +278,99 @@ struct FileCompetitor {
     timeout: Option<String>,
     max_concurrent_requests: Option<usize>,
     description: Option<String>,
+    command: Option<Vec<String>>,
+    rootfs: Option<PathBuf>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    resources: Resources,
+    port: Option<u16>,
+}
+
+/// Limits of a launched competitor's sandbox (unset: the sandbox service's defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU cores.
+    pub cpu: Option<f64>,
+    /// Memory in MiB.
+    pub memory_mb: Option<u64>,
+    /// Processes.
+    pub pids: Option<u64>,
+    /// `/workspace` size in MiB.
+    pub disk_mb: Option<u64>,
+}
+
+/// A competitor the gateway launches (see `runner`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchSpec {
+    /// Routing id.
+    pub id: String,
+    /// The command inside the sandbox (argv).
+    pub command: Vec<String>,
+    /// An unpacked image used read-only as its root.
+    pub rootfs: Option<PathBuf>,
+    /// Plain environment values (names that look like secrets are refused: competitors
+    /// reach services through the platform, never with keys of their own).
+    pub env: Vec<(String, String)>,
+    /// Sandbox limits.
+    pub resources: Resources,
+    /// The port it listens on inside the sandbox (default 8080; `JANUS_LISTEN` is set to
+    /// `127.0.0.1:<port>` unless `env` sets it).
+    pub port: u16,
+    /// Total request timeout for this competitor.
+    pub timeout: Option<Duration>,
+    /// Concurrent requests allowed.
+    pub max_concurrent_requests: Option<usize>,
+    /// Shown in `/v1/models`.
+    pub description: Option<String>,
+}
+
+/// Default port of a launched competitor inside its sandbox.
+pub const DEFAULT_LAUNCH_PORT: u16 = 8080;
+
+/// A launched competitor from `ID=CMD`.
+pub fn parse_launch(spec: &str) -> Result<LaunchSpec, ConfigError> {
+    let (id, command) = spec
+        .split_once('=')
+        .ok_or_else(|| invalid("--launch", format!("'{spec}' is not ID=CMD")))?;
+    let id = id.trim();
+    check_id(id)?;
+    let (env, command) = janus_core::words::split_command(command)
+        .map_err(|e| invalid("--launch", format!("competitor '{id}': {e}")))?;
+    let launch = LaunchSpec {
+        id: id.to_owned(),
+        command,
+        rootfs: None,
+        env,
+        resources: Resources::default(),
+        port: DEFAULT_LAUNCH_PORT,
+        timeout: None,
+        max_concurrent_requests: None,
+        description: None,
+    };
+    check_launch_env(&launch)?;
+    Ok(launch)
+}
+
+/// Environment names a launched competitor may not be given: they would be secrets.
+fn check_launch_env(launch: &LaunchSpec) -> Result<(), ConfigError> {
+    for (name, _) in &launch.env {
+        let upper = name.to_ascii_uppercase();
+        if ["KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"]
+            .iter()
+            .any(|word| upper.contains(word))
+        {
+            return Err(invalid(
+                "competitor.env",
+                format!(
+                    "competitor '{}': '{name}' looks like a secret; launched competitors get plain values only and reach services through the platform",
+                    launch.id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One competitor the gateway can route to.
@@ -330,6 +432,10 @@ pub struct Config {
     pub strict_models: bool,
     /// Largest non-streaming competitor response relayed (502 beyond it).
     pub max_response_bytes: usize,
+    /// Competitors the gateway launches in sandboxes (added to `competitors` at startup).
+    pub launch: Vec<LaunchSpec>,
+    /// The Sandy API launched competitors run on.
+    pub sandbox_url: Option<String>,
     /// Keys for grants and capabilities; `None`: a random key made at startup (tokens then
     /// verify on this process only).
     pub signing_keys: Option<SigningKeys>,
@@ -365,6 +471,8 @@ impl Config {
             api_keys: None,
             strict_models: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            launch: Vec::new(),
+            sandbox_url: None,
             signing_keys: None,
             public_url: None,
             ui: true,
@@ -488,8 +596,47 @@ impl Args {
         // Flag/env competitors take precedence; per-competitor options from the file apply
         // by id to whichever list wins.
         let mut competitors = Vec::new();
+        let mut launch = Vec::new();
+        for spec in self.launch.iter().filter(|s| !s.trim().is_empty()) {
+            launch.push(parse_launch(spec)?);
+        }
+        for c in file.competitors.iter().filter(|c| c.command.is_some()) {
+            check_id(&c.id)?;
+            if c.url.is_some() {
+                return Err(invalid(
+                    "competitor.url",
+                    format!("competitor '{}' has both a url and a command: one or the other", c.id),
+                ));
+            }
+            let command = c.command.clone().unwrap_or_default();
+            if command.is_empty() || command.iter().any(String::is_empty) {
+                return Err(invalid(
+                    "competitor.command",
+                    format!("competitor '{}': command must be a non-empty list of non-empty words", c.id),
+                ));
+            }
+            let spec = LaunchSpec {
+                id: c.id.clone(),
+                command,
+                rootfs: c.rootfs.clone(),
+                env: c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                resources: c.resources,
+                port: c.port.unwrap_or(DEFAULT_LAUNCH_PORT),
+                timeout: None,
+                max_concurrent_requests: None,
+                description: None,
+            };
+            check_launch_env(&spec)?;
+            if spec.port == 0 {
+                return Err(invalid("competitor.port", "must be 1-65535"));
+            }
+            // A flag for the same id wins, as for addressed competitors.
+            if !launch.iter().any(|l: &LaunchSpec| l.id == spec.id) {
+                launch.push(spec);
+            }
+        }
         if self.competitors.is_empty() {
-            for c in &file.competitors {
+            for c in file.competitors.iter().filter(|c| c.command.is_none()) {
                 check_id(&c.id)?;
                 let url = c.url.as_deref().ok_or_else(|| {
                     invalid(
@@ -510,6 +657,15 @@ impl Args {
                 competitors.push(parse_competitor(spec)?);
             }
         }
+        for spec in &mut launch {
+            if let Some(options) = file.competitors.iter().find(|c| c.id == spec.id) {
+                if let Some(timeout) = &options.timeout {
+                    spec.timeout = Some(parse_duration(timeout, "competitor.timeout")?);
+                }
+                spec.max_concurrent_requests = options.max_concurrent_requests.filter(|m| *m > 0);
+                spec.description.clone_from(&options.description);
+            }
+        }
         for competitor in &mut competitors {
             if let Some(options) = file.competitors.iter().find(|c| c.id == competitor.id) {
                 if let Some(timeout) = &options.timeout {
@@ -527,31 +683,47 @@ impl Args {
                 competitor.description.clone_from(&options.description);
             }
         }
-        for (i, c) in competitors.iter().enumerate() {
-            if competitors[..i].iter().any(|other| other.id == c.id) {
+        let ids: Vec<&str> = competitors
+            .iter()
+            .map(|c| c.id.as_str())
+            .chain(launch.iter().map(|l| l.id.as_str()))
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
                 return Err(invalid(
                     "--competitor",
-                    format!("competitor id '{}' is listed twice", c.id),
+                    format!("competitor id '{id}' is listed twice"),
                 ));
             }
         }
-        if competitors.is_empty() {
+        if ids.is_empty() {
             return Err(invalid(
                 "--competitor",
-                "no competitors configured: pass --competitor ID=URL or set JANUS_COMPETITORS",
+                "no competitors configured: pass --competitor ID=URL (or --launch ID=CMD) or set JANUS_COMPETITORS",
             ));
         }
         config.default_competitor = match self.default_competitor.or(file.default_competitor) {
-            Some(id) if competitors.iter().any(|c| c.id == id) => id,
+            Some(id) if ids.contains(&id.as_str()) => id,
             Some(id) => {
                 return Err(invalid(
                     "--default-competitor",
                     format!("'{id}' is not one of the configured competitors"),
                 ))
             }
-            None => competitors[0].id.clone(),
+            None => ids[0].to_owned(),
         };
+        config.sandbox_url = match self.sandbox_url.or(file.sandbox_url) {
+            Some(url) => Some(check_url(url.trim(), "--sandbox-url")?),
+            None => None,
+        };
+        if !launch.is_empty() && config.sandbox_url.is_none() {
+            return Err(invalid(
+                "--sandbox-url",
+                "launched competitors need a sandbox service: pass --sandbox-url (janus up sets it)",
+            ));
+        }
         config.competitors = competitors;
+        config.launch = launch;
 
         let durations: [(&str, Option<String>, &mut Duration); 6] = [
             (

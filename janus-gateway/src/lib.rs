@@ -13,6 +13,7 @@
 //! - `relay`: the streaming body ([`RelayBody`]).
 //! - `upstream`: the pooled competitor client, cold-start retries.
 //! - `health`: background `/health` probes of competitors.
+//! - [`runner`]: competitors launched in sandboxes through the Sandy API, supervised.
 //! - `metrics`: Prometheus metrics; `access`: the per-request log line.
 //! - `signing`: HMAC-signed stateless tokens (platform grants, artifact capabilities).
 //! - `error`: [`GatewayError`] → status, envelope, log level, in one place.
@@ -24,14 +25,15 @@ mod error;
 mod health;
 mod metrics;
 mod relay;
+pub mod runner;
 mod server;
 pub mod signing;
 mod ui;
 mod upstream;
 
 pub use config::{
-    parse_competitor, Args, CompetitorConfig, Config, ConfigError, GatewayEnv, LogFormat,
-    RetryPolicy, DEFAULT_MAX_RESPONSE_BYTES,
+    parse_competitor, parse_launch, Args, CompetitorConfig, Config, ConfigError, GatewayEnv,
+    LaunchSpec, LogFormat, Resources, RetryPolicy, DEFAULT_LAUNCH_PORT, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use error::GatewayError;
 pub use metrics::Metrics;

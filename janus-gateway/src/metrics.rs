@@ -63,6 +63,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     upstream_errors: Mutex<BTreeMap<String, u64>>,
     competitor_up: Mutex<BTreeMap<String, bool>>,
+    competitor_restarts: Mutex<BTreeMap<String, u64>>,
     request_duration: Histogram,
     ttft: Histogram,
     max_gap: Histogram,
@@ -77,6 +78,7 @@ impl Default for Metrics {
             requests: Mutex::default(),
             upstream_errors: Mutex::default(),
             competitor_up: Mutex::default(),
+            competitor_restarts: Mutex::default(),
             request_duration: Histogram::new(&LATENCY_BUCKETS),
             ttft: Histogram::new(&LATENCY_BUCKETS),
             max_gap: Histogram::new(&GAP_BUCKETS),
@@ -159,6 +161,11 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.insert(competitor.to_owned(), up);
+    }
+
+    /// A launched competitor was restarted after it exited.
+    pub fn competitor_restarted(&self, competitor: &str) {
+        bump(&self.competitor_restarts, competitor.to_owned());
     }
 
     /// The text exposition.
@@ -245,6 +252,21 @@ impl Metrics {
                     "janus_gateway_competitor_up{{competitor=\"{}\"}} {}",
                     label(competitor),
                     u8::from(*up)
+                );
+            }
+        }
+        out.push_str("# HELP janus_gateway_competitor_restarts_total Restarts of launched competitors after they exited.\n");
+        out.push_str("# TYPE janus_gateway_competitor_restarts_total counter\n");
+        {
+            let map = self
+                .competitor_restarts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (competitor, count) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "janus_gateway_competitor_restarts_total{{competitor=\"{}\"}} {count}",
+                    label(competitor)
                 );
             }
         }

@@ -60,9 +60,32 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let mut config = config;
     let client = build_client(config.connect_timeout);
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(HealthState::default());
+    // Launched competitors get their sandboxes first, so they are routed and probed like
+    // the others from the start (their readiness shows in /health).
+    let (stop_runner_tx, stop_runner_rx) = watch::channel(false);
+    let runner = match (&config.sandbox_url, config.launch.is_empty()) {
+        (Some(sandbox_url), false) => {
+            let runner_client = janus_http::build_client(config.connect_timeout);
+            let launched = crate::runner::launch(&runner_client, sandbox_url, &config.launch)
+                .await
+                .map_err(std::io::Error::other)?;
+            config
+                .competitors
+                .extend(crate::runner::competitor_configs(&launched, &config.launch));
+            Some(tokio::spawn(crate::runner::supervise(
+                runner_client,
+                sandbox_url.clone(),
+                launched,
+                metrics.clone(),
+                stop_runner_rx,
+            )))
+        }
+        _ => None,
+    };
     let (stop_probes_tx, stop_probes_rx) = watch::channel(false);
     spawn_probes(
         client.clone(),
@@ -119,6 +142,11 @@ pub async fn run(
     };
     let served = janus_http::serve(listener, handler, serve_config, drain, shutdown).await;
     let _ = stop_probes_tx.send(true);
+    let _ = stop_runner_tx.send(true);
+    if let Some(runner) = runner {
+        // Launched competitors' sandboxes are terminated before the gateway is gone.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), runner).await;
+    }
     tracing::info!("gateway stopped");
     served
 }
