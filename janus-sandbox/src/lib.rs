@@ -26,6 +26,7 @@ mod api;
 mod config;
 mod error;
 mod holder;
+pub mod image;
 mod isolation;
 mod relay;
 mod sandbox;

@@ -2,7 +2,7 @@
 //! streamed, its exit recorded (the memory limit named), and the per-sandbox limits a
 //! runner asks for — `resources.pids`, `resources.disk_mb`, a read-only `rootfs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -178,40 +178,6 @@ async fn pids_and_disk_limits_bind_per_sandbox() {
     );
 }
 
-/// Copies `binary` and the shared libraries it loads (per `ldd`) into `root`.
-fn copy_with_libraries(binary: &str, root: &Path) {
-    let copy = |path: &Path| {
-        let target = root.join(path.strip_prefix("/").unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(path, &target).unwrap();
-    };
-    let resolved = std::fs::canonicalize(binary).unwrap();
-    copy(&resolved);
-    if resolved != Path::new(binary) {
-        let link = root.join(binary.trim_start_matches('/'));
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        let _ = std::fs::copy(&resolved, link);
-    }
-    let ldd = std::process::Command::new("ldd")
-        .arg(binary)
-        .output()
-        .unwrap();
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        let path = line
-            .split_whitespace()
-            .find(|w| w.starts_with('/'))
-            .map(PathBuf::from);
-        if let Some(path) = path {
-            copy(&path);
-            if let Ok(real) = std::fs::canonicalize(&path) {
-                if real != path {
-                    copy(&real);
-                }
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_rootfs_is_the_read_only_root_and_only_allowed_ones_are_taken() {
     if !require_root() {
@@ -224,10 +190,7 @@ async fn a_rootfs_is_the_read_only_root_and_only_allowed_ones_are_taken() {
     let image = images.join("tiny");
     // A tiny image: a shell, setpriv (every command enters through it), cat, their
     // libraries, and a marker file the host does not have.
-    for binary in ["/bin/sh", "/usr/bin/setpriv", "/bin/cat"] {
-        copy_with_libraries(binary, &image);
-    }
-    std::fs::create_dir_all(image.join("etc")).unwrap();
+    janus_sandbox::image::image_from_binaries(&image, &[Path::new("/bin/cat")]).unwrap();
     std::fs::write(image.join("etc/janus-image"), "tiny image\n").unwrap();
     let allowed = images.clone();
     let service = start(IsolationMode::Full, move |c| {
