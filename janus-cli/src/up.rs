@@ -96,9 +96,10 @@ fn start_sandbox(
     let mut config = janus_sandbox::Config::new(root.0.clone(), isolation);
     // The images launched competitors name are the ones this service may use as roots.
     for dir in allow_rootfs {
-        config.allow_rootfs.push(dir.canonicalize().map_err(|e| {
-            Failure::Usage(format!("rootfs {}: {e}", dir.display()))
-        })?);
+        config.allow_rootfs.push(
+            dir.canonicalize()
+                .map_err(|e| Failure::Usage(format!("rootfs {}: {e}", dir.display())))?,
+        );
     }
     let url = format!("http://{}", listener.local_addr()?);
     config.public_url = url.clone();
@@ -197,8 +198,11 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let allow_rootfs: Vec<std::path::PathBuf> =
-        config.launch.iter().filter_map(|l| l.rootfs.clone()).collect();
+    let allow_rootfs: Vec<std::path::PathBuf> = config
+        .launch
+        .iter()
+        .filter_map(|l| l.rootfs.clone())
+        .collect();
     // Every listener is bound before anything starts, so a taken port fails cleanly.
     let listener = bind(config.listen, "the gateway", "--listen").await?;
     let gateway_url = format!("http://{}", listener.local_addr()?);
@@ -221,14 +225,13 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     let sandbox = match sandbox_setup {
         None => None,
         Some((isolation, sandbox_listener, root)) => {
-            let (url, task, label) =
-                start_sandbox(
-                    sandbox_listener,
-                    isolation,
-                    &root,
-                    &allow_rootfs,
-                    stopped(stop_rx.clone()),
-                )?;
+            let (url, task, label) = start_sandbox(
+                sandbox_listener,
+                isolation,
+                &root,
+                &allow_rootfs,
+                stopped(stop_rx.clone()),
+            )?;
             Some((url, task, label, root))
         }
     };

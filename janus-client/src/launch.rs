@@ -105,4 +105,3 @@ fn stderr_stdio() -> Stdio {
         Err(_) => Stdio::null(),
     }
 }
-

@@ -228,7 +228,12 @@ pub struct Args {
     pub no_ui: Option<bool>,
 
     /// A competitor the gateway launches in a sandbox, as ID=CMD (CMD split like a shell splits words, no shell run); repeatable [env: JANUS_LAUNCH, one]
-    #[arg(long = "launch", env = "JANUS_LAUNCH", value_name = "ID=CMD", hide_env = true)]
+    #[arg(
+        long = "launch",
+        env = "JANUS_LAUNCH",
+        value_name = "ID=CMD",
+        hide_env = true
+    )]
     pub launch: Vec<String>,
 
     /// The Sandy API that runs launched competitors [env: JANUS_SANDBOX_URL] [default: none; required with --launch]
@@ -605,14 +610,20 @@ impl Args {
             if c.url.is_some() {
                 return Err(invalid(
                     "competitor.url",
-                    format!("competitor '{}' has both a url and a command: one or the other", c.id),
+                    format!(
+                        "competitor '{}' has both a url and a command: one or the other",
+                        c.id
+                    ),
                 ));
             }
             let command = c.command.clone().unwrap_or_default();
             if command.is_empty() || command.iter().any(String::is_empty) {
                 return Err(invalid(
                     "competitor.command",
-                    format!("competitor '{}': command must be a non-empty list of non-empty words", c.id),
+                    format!(
+                        "competitor '{}': command must be a non-empty list of non-empty words",
+                        c.id
+                    ),
                 ));
             }
             let spec = LaunchSpec {

@@ -167,7 +167,10 @@ pub async fn launch(
         tracing::info!(competitor = %spec.id, sandbox = %sandbox_id, "competitor launched");
         launched.push(Launched {
             id: spec.id.clone(),
-            url: format!("{sandbox_url}/api/sandboxes/{sandbox_id}/proxy/{}", spec.port),
+            url: format!(
+                "{sandbox_url}/api/sandboxes/{sandbox_id}/proxy/{}",
+                spec.port
+            ),
             sandbox_id,
         });
     }
@@ -294,8 +297,7 @@ async fn supervise_one(
             }
             Ok((status, body)) => {
                 tracing::error!(competitor = %competitor.id, %status, answer = %String::from_utf8_lossy(&body), "could not restart the competitor");
-                if status == http::StatusCode::NOT_FOUND || status == http::StatusCode::CONFLICT
-                {
+                if status == http::StatusCode::NOT_FOUND || status == http::StatusCode::CONFLICT {
                     break;
                 }
             }
@@ -356,7 +358,9 @@ async fn follow_logs(client: &Client, sandbox: &str, id: &str) -> Follow {
     loop {
         match body.frame().await {
             Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 pending.extend_from_slice(&data);
                 while let Some(end) = pending.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();

@@ -116,7 +116,20 @@ fn build_root(new: &Path, workspace: &Path, tmp_mb: u64, base: &Path) -> std::io
         MountFlags::NOSUID | MountFlags::NODEV,
         "size=1m,mode=755",
     )?;
-    for name in HOST_DIRS {
+    // The host root lends only its system directories; an image lends all of its own
+    // top-level entries (an image's `/app` is as much part of it as its `/usr`), except
+    // the ones built here.
+    let names: Vec<String> = if base == Path::new("/") {
+        HOST_DIRS.iter().map(|n| (*n).to_owned()).collect()
+    } else {
+        std::fs::read_dir(base)
+            .map_err(io_context(base.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !["workspace", "tmp", "proc", "dev", "sys"].contains(&n.as_str()))
+            .collect()
+    };
+    for name in &names {
         let host = base.join(name);
         let inside = new.join(name);
         match std::fs::symlink_metadata(&host) {

@@ -10,6 +10,7 @@ mod bench;
 mod broken;
 mod check;
 mod exits;
+mod runner;
 mod trace;
 mod up_and_chat;
 
