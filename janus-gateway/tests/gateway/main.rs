@@ -6,6 +6,7 @@ mod config;
 mod failures;
 mod lifecycle;
 mod openai_sdk;
+mod platform;
 mod relay;
 mod routing;
 mod support;
