@@ -708,11 +708,11 @@ async fn grants_allowlist_and_path_guards_refuse() {
         "/platform/inference/x/../../v1/models",
         "/platform/inference/%2e%2e/models",
         "/platform/inference/%2E%2e%2fmodels",
-        "/platform/inference//evil.example/v1/models",
-        "/platform/inference/models@evil.example",
-        "/platform/inference/http:%2f%2fevil.example/",
+        "/platform/inference//127.0.0.9:9/v1/models",
+        "/platform/inference/models@127.0.0.9:9",
+        "/platform/inference/http:%2f%2f127.0.0.9:9/",
         "/platform/inference/a%252e%252e/models",
-        "http://evil.example/platform/inference/models",
+        "http://127.0.0.9:9/platform/inference/models",
     ] {
         let (status, _, body) =
             platform_call(gateway.platform, Method::GET, target, Some(&grant), None).await;
