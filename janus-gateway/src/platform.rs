@@ -793,6 +793,10 @@ impl Platform {
             partial: BytesMut::new(),
             strip: strip_usage,
         });
+        if tap.is_some() {
+            // The tap may drop the usage chunk: the length is no longer the upstream's.
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         let body = PlatformBody {
             inner: body,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
