@@ -23,11 +23,18 @@ async fn main() -> ExitCode {
         }
     };
     // The platform listener is bound only when there is a platform service to serve.
+    let mut config = config;
     let platform_listener = if config.platforms.is_empty() {
         None
     } else {
         match tokio::net::TcpListener::bind(config.platform_listen).await {
-            Ok(listener) => Some(listener),
+            Ok(listener) => {
+                // Port 0 picks a free port: competitors are told the real one.
+                if let Ok(addr) = listener.local_addr() {
+                    config.platform_listen = addr;
+                }
+                Some(listener)
+            }
             Err(e) => {
                 eprintln!(
                     "janus-gateway: cannot listen on {} (--platform-listen): {e:#}",
