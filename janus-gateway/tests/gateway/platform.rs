@@ -975,3 +975,58 @@ async fn sandboxes_through_the_platform_are_owned_metered_and_cleaned_up() {
     held_b.answer_stream(false);
     client_b.await.unwrap();
 }
+
+#[tokio::test]
+async fn request_cap_and_per_call_timeout_hold() {
+    let upstream = FakeInference::start().await;
+    let mut competitor = HoldingCompetitor::start().await;
+    let mut service = inference(&upstream);
+    service.max_request_bytes = 200;
+    service.timeout = Duration::from_millis(300);
+    let gateway = start_gateway(config_with(&[("hold", competitor.addr)], vec![service])).await;
+    let client = tokio::spawn(call(
+        gateway.addr,
+        chat_request(&stream_request("hold", false)),
+    ));
+    let held = competitor.next().await;
+    let grant = held.grant();
+
+    let big = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(500)}]});
+    let (status, _, body) = platform_call(
+        gateway.platform,
+        Method::POST,
+        "/platform/inference/chat/completions",
+        Some(&grant),
+        Some(big),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(&body), "request_too_large");
+
+    // The upstream stalls after its first chunk: the call is cut at its timeout.
+    let stream = TcpStream::connect(gateway.platform).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = Request::post("/platform/inference/chat/completions")
+        .header("host", "platform")
+        .header("authorization", format!("Bearer {grant}"))
+        .body(Full::new(Bytes::from(
+            json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "q"}]})
+                .to_string(),
+        )))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let collected = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+        .await
+        .expect("the per-call timeout must end the body");
+    assert!(
+        collected.is_err(),
+        "a stalled upstream ends in a broken body"
+    );
+    upstream.resume.notify_one();
+    held.answer_stream(false);
+    client.await.unwrap();
+}
