@@ -102,6 +102,14 @@ async fn fake_answer(
             .body(Full::new(Bytes::from(value.to_string())).boxed())
             .unwrap()
     };
+    if parts.uri.query() == Some("redirect=1") {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", "http://127.0.0.9:9/elsewhere")
+            .header("set-cookie", "upstream=1")
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
+    }
     if parts.uri.path() == "/v1/models" {
         return json_response(json!({"object": "list", "data": [{"id": "fake-model"}]}));
     }
@@ -660,6 +668,24 @@ async fn grants_allowlist_and_path_guards_refuse() {
         platform_call(gateway.platform, Method::GET, models, Some(&grant), None).await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
 
+    // A redirect is relayed, never followed, and its Location and cookies stay behind.
+    let seen = upstream.seen().len();
+    let (status, headers, _) = platform_call(
+        gateway.platform,
+        Method::GET,
+        &format!("{models}?redirect=1"),
+        Some(&grant),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert!(headers.get("location").is_none() && headers.get("set-cookie").is_none());
+    assert_eq!(
+        upstream.seen().len(),
+        seen + 1,
+        "the redirect was not followed"
+    );
+
     // Missing, forged, tampered and expired grants: 401 invalid_grant.
     let keys = SigningKeys::from_lines(KEY).unwrap();
     let other_key = SigningKeys::from_lines("another-key-entirely-0123456789abcdef").unwrap();
@@ -882,6 +908,16 @@ async fn sandboxes_through_the_platform_are_owned_metered_and_cleaned_up() {
     };
     let kept = create(grant_a.clone()).await;
     let left = create(grant_a.clone()).await;
+    let refreshed = create(grant_a.clone()).await;
+    let (status, _, body) = platform_call(
+        gateway.platform,
+        Method::POST,
+        &format!("/platform/sandbox/api/sandboxes/{refreshed}/refresh"),
+        Some(&grant_a),
+        Some(json!({})),
+    )
+    .await;
+    assert!(status.is_success(), "{status} {body:?}");
     let exec = |id: &str| format!("/platform/sandbox/api/sandboxes/{id}/exec");
     let (status, _, body) = platform_call(
         gateway.platform,
@@ -932,8 +968,8 @@ async fn sandboxes_through_the_platform_are_owned_metered_and_cleaned_up() {
     held_a.answer_stream(true);
     let usage = usage_chunk(&client_a.await.unwrap().data_events());
     let platform = &usage["usage"]["platform"];
-    assert_eq!(platform["calls"], 4);
-    assert_eq!(platform["by_service"], json!({"sandbox": 4}));
+    assert_eq!(platform["calls"], 6);
+    assert_eq!(platform["by_service"], json!({"sandbox": 6}));
     let seconds = platform["sandbox_seconds"].as_f64().unwrap();
     let bound = 2.0 * (std::time::Instant::now() - started).as_secs_f64() + 60.0;
     assert!(
@@ -970,6 +1006,11 @@ async fn sandboxes_through_the_platform_are_owned_metered_and_cleaned_up() {
     }
     assert!(terminated, "the leftover sandbox was not terminated");
     assert_eq!(direct(kept).await, "terminated");
+    assert_ne!(
+        direct(refreshed).await,
+        "terminated",
+        "a refreshed sandbox outlives its request"
+    );
 
     // b cannot create past its sandbox budget either; here b simply finishes.
     held_b.answer_stream(false);
