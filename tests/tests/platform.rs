@@ -82,6 +82,37 @@ async fn fake_inference() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, seen)
 }
 
+/// A test double for a search API: echoes the query it got.
+async fn fake_search() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: hyper::Request<hyper::body::Incoming>| async move {
+                        let body =
+                            json!({"path": request.uri().path(), "query": request.uri().query()});
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body.to_string())))
+                                .unwrap(),
+                        )
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
 struct PlatformUser {
     saw_secret: Arc<Mutex<bool>>,
 }
@@ -115,6 +146,16 @@ impl Competitor for PlatformUser {
                 "usage the handler did not ask for leaked through".into(),
             ));
         }
+        let found = platform
+            .search("api/search", &[("q", "janus rust")])
+            .await
+            .map_err(|e| fail(&e))?;
+        out.content(&format!(
+            " / {} {}",
+            found["path"].as_str().unwrap_or(""),
+            found["query"].as_str().unwrap_or("")
+        ))
+        .await?;
         let sandy = platform.sandy();
         let sandbox = sandy
             .create(&CreateOptions::default())
@@ -152,6 +193,7 @@ async fn an_sdk_competitor_uses_inference_and_a_sandbox_through_the_platform() {
             .unwrap()
             .with_secret(Secret::new(SECRET)),
         PlatformService::new("sandbox", PlatformKind::Sandbox, &sandbox_url).unwrap(),
+        PlatformService::new("search", PlatformKind::Search, &fake_search().await).unwrap(),
     ];
     let saw_secret = Arc::new(Mutex::new(true));
     let stack = janus_e2e::start_with_platform(
@@ -193,14 +235,17 @@ async fn an_sdk_competitor_uses_inference_and_a_sandbox_through_the_platform() {
         }
     }
     assert!(reasoning.contains("upstream thinks"), "{reasoning}");
-    assert_eq!(content, "upstream says hi / from-sandbox");
+    assert_eq!(
+        content,
+        "upstream says hi / /api/search q=janus%20rust / from-sandbox"
+    );
     let platform = &usage.expect("a usage chunk")["platform"];
-    assert_eq!(platform["calls"], 4, "{platform}");
+    assert_eq!(platform["calls"], 5, "{platform}");
     assert_eq!(platform["prompt_tokens"], 13);
     assert_eq!(platform["completion_tokens"], 4);
     assert_eq!(
         platform["by_service"],
-        json!({"inference": 1, "sandbox": 3})
+        json!({"inference": 1, "sandbox": 3, "search": 1})
     );
     assert!(platform["sandbox_seconds"].as_f64().unwrap() > 0.0);
     assert!(
