@@ -34,6 +34,18 @@ pub struct UpArgs {
     /// Directory for the JSON log of every component (one file per run), read by `janus trace` [env: JANUS_LOG_DIR] [default: $XDG_STATE_HOME/janus/logs, else ~/.local/state/janus/logs]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<std::path::PathBuf>,
+    /// OpenAI-compatible API served to competitors as the platform's inference service (e.g. http://127.0.0.1:11434/v1)
+    #[arg(long, env = "JANUS_INFERENCE_URL", value_name = "URL")]
+    pub inference_url: Option<String>,
+    /// Environment variable holding the inference API key (the gateway injects it; competitors never see it)
+    #[arg(long, value_name = "VAR", requires = "inference_url")]
+    pub inference_key_env: Option<String>,
+    /// Search API served to competitors as the platform's search service
+    #[arg(long, env = "JANUS_SEARCH_URL", value_name = "URL")]
+    pub search_url: Option<String>,
+    /// Environment variable holding the search API key
+    #[arg(long, value_name = "VAR", requires = "search_url")]
+    pub search_key_env: Option<String>,
     #[command(flatten)]
     pub gateway: janus_gateway::Args,
 }
@@ -114,6 +126,32 @@ fn start_sandbox(
     ))
 }
 
+/// A platform service from `--inference-url` / `--search-url` and its key variable.
+fn platform_service(
+    kind: janus_gateway::PlatformKind,
+    name: &str,
+    url: &str,
+    key_env: Option<&str>,
+) -> anyhow::Result<janus_gateway::PlatformService> {
+    let flag = format!("--{name}-url");
+    let service = janus_gateway::PlatformService::new(name, kind, url)
+        .map_err(|e| Failure::Usage(format!("{flag}: {e}")))?;
+    Ok(match key_env {
+        None => service,
+        Some(var) => match std::env::var(var) {
+            Ok(key) if !key.trim().is_empty() => {
+                service.with_secret(janus_gateway::Secret::new(key.trim()))
+            }
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "--{name}-key-env: environment variable {var} is unset or empty"
+                ))
+                .into())
+            }
+        },
+    })
+}
+
 /// The id of a `--competitor ID=URL` spec.
 fn spec_id(spec: &str) -> &str {
     spec.split_once('=').map_or(spec, |(id, _)| id).trim()
@@ -191,7 +229,29 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     if let (Some((_, sandbox_listener, _)), None) = (&sandbox_setup, &args.gateway.sandbox_url) {
         args.gateway.sandbox_url = Some(format!("http://{}", sandbox_listener.local_addr()?));
     }
-    let config = args.gateway.resolve()?;
+    let mut config = args.gateway.resolve()?;
+    use janus_gateway::PlatformKind;
+    for (kind, name, url, key) in [
+        (
+            PlatformKind::Inference,
+            "inference",
+            &args.inference_url,
+            &args.inference_key_env,
+        ),
+        (
+            PlatformKind::Search,
+            "search",
+            &args.search_url,
+            &args.search_key_env,
+        ),
+    ] {
+        if let Some(url) = url {
+            config.platforms.retain(|p| p.name != name);
+            config
+                .platforms
+                .push(platform_service(kind, name, url, key.as_deref())?);
+        }
+    }
     if !config.launch.is_empty() && args.no_sandbox && config.sandbox_url.is_none() {
         return Err(Failure::Usage(
             "--launch needs the sandbox service: drop --no-sandbox or pass --sandbox-url".into(),
@@ -232,15 +292,40 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
                 &allow_rootfs,
                 stopped(stop_rx.clone()),
             )?;
+            // Competitors reach it as the platform's sandbox service.
+            if !config.platforms.iter().any(|p| p.name == "sandbox") {
+                config.platforms.push(
+                    janus_gateway::PlatformService::new("sandbox", PlatformKind::Sandbox, &url)
+                        .map_err(Failure::Usage)?,
+                );
+            }
             Some((url, task, label, root))
         }
     };
+    let platform_listener = if config.platforms.is_empty() {
+        None
+    } else {
+        let platform_listener =
+            bind(config.platform_listen, "the platform", "--platform-listen").await?;
+        // Port 0 picks a free port: competitors are told the real one.
+        config.platform_listen = platform_listener.local_addr()?;
+        Some(platform_listener)
+    };
+    let platform_line = platform_listener.as_ref().map(|_| {
+        let names: Vec<&str> = config.platforms.iter().map(|p| p.name.as_str()).collect();
+        format!("{} ({})", config.platform_base(), names.join(", "))
+    });
     let competitors: Vec<String> = config
         .competitors
         .iter()
         .map(|c| format!("{} → {}", c.id, c.url))
         .collect();
-    let gateway_task = tokio::spawn(janus_gateway::run(listener, config, stopped(stop_rx)));
+    let gateway_task = tokio::spawn(janus_gateway::run_with_platform(
+        listener,
+        platform_listener,
+        config,
+        stopped(stop_rx),
+    ));
 
     println!("Janus is up.");
     println!("  gateway      {gateway_url}");
@@ -249,7 +334,10 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     println!("  competitors  {}", competitors.join(", "));
     if let Some((url, _, label, _)) = &sandbox {
-        println!("  sandboxes    {url} ({label}); competitors use SANDY_BASE_URL={url}");
+        println!("  sandboxes    {url} ({label}); competitors reach it through the platform");
+    }
+    if let Some(line) = &platform_line {
+        println!("  platform     {line}");
     }
     println!("  logs         {}", log_file.display());
     println!();

@@ -50,6 +50,9 @@
 //!   artifact directory and its file server.
 //! - `config`: [`ServeConfig`], and [`Args`] (flags and environment variables).
 //! - `metrics`: the Prometheus text behind `/metrics`.
+//! - `platform`: [`Platform`] (`context.platform()` via [`PlatformExt`]) — inference chat
+//!   (streaming, relaying `reasoning_content`), search, and a [`SandyClient`] bound to the
+//!   platform's sandbox service; the grant stays inside.
 //! - `sandy`: [`SandyClient`] for the Sandy sandbox API, and [`SandboxSession`], which turns
 //!   a sandbox's lifecycle into reasoning, `sandbox_start`/`sandbox_end` and artifacts.
 //!
@@ -60,6 +63,7 @@
 mod artifacts;
 mod config;
 mod metrics;
+mod platform;
 mod respond;
 mod sandy;
 mod server;
@@ -74,9 +78,10 @@ pub use config::{Args, ConfigError, LogFormat, ServeConfig};
 pub use janus_core;
 pub use janus_core::{
     ArtifactDescriptor, ChatCompletionRequest, Competitor, CompetitorError, CompetitorEvent,
-    EventWriter, FunctionCallDelta, JanusEvent, Message, MessageContent, RequestContext,
-    ToolCallDelta, Usage, WriterClosed,
+    EventWriter, FunctionCallDelta, JanusEvent, Message, MessageContent, PlatformAccess,
+    RequestContext, RequestHeaders, ToolCallDelta, Usage, WriterClosed,
 };
+pub use platform::{Platform, PlatformError, PlatformExt};
 pub use sandy::{
     AgentEvent, AgentEvents, AgentRequest, CreateOptions, ExecOutput, SandboxInfo, SandboxSession,
     SandyClient, SandyError,

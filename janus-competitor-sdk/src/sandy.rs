@@ -252,14 +252,26 @@ impl AgentEvents {
     }
 }
 
-/// The Sandy client: one pooled hyper client.
-#[derive(Debug, Clone)]
+/// The Sandy client: one pooled hyper client. `Debug` never prints the key (which is the
+/// request's platform grant when the client comes from [`crate::Platform::sandy`]).
+#[derive(Clone)]
 pub struct SandyClient {
     base: String,
     api_key: Option<String>,
     request_id: Option<String>,
     http: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for SandyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandyClient")
+            .field("base", &self.base)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("request_id", &self.request_id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 fn first_str<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {

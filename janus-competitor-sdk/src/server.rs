@@ -233,6 +233,15 @@ impl<C: Competitor> Server<C> {
             correlation_id: header_string(&parts.headers, CORRELATION_ID_HEADER),
             traceparent: header_string(&parts.headers, TRACEPARENT_HEADER),
             deadline: started + timeout,
+            gateway_deadline_ms: header_string(&parts.headers, "x-janus-deadline")
+                .and_then(|v| v.trim().parse().ok()),
+            headers: janus_core::RequestHeaders::new(
+                parts
+                    .headers
+                    .iter()
+                    .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
+            ),
+            platform: crate::platform::access_from_headers(&parts.headers),
         };
         let chunks = ChunkBuilder::new(&request.model);
         let include_usage = request.include_usage();

@@ -4,6 +4,8 @@
 //! the serving side (the competitor SDK) turns them into SSE chunks when the client asked
 //! for a stream, or folds them into one response when it did not.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -22,6 +24,88 @@ pub struct RequestContext {
     pub traceparent: Option<String>,
     /// When the request will be cancelled.
     pub deadline: Instant,
+    /// From `X-Janus-Deadline`: when the gateway ends the request (unix milliseconds).
+    pub gateway_deadline_ms: Option<u64>,
+    /// The request's headers as forwarded by the gateway (`X-Baseline-Agent`, …), minus
+    /// credentials.
+    pub headers: RequestHeaders,
+    /// The platform services of this request, when the gateway granted them.
+    pub platform: Option<PlatformAccess>,
+}
+
+/// Read-only request headers, names lower-case. `Authorization` and the platform grant are
+/// never in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestHeaders(BTreeMap<String, String>);
+
+impl RequestHeaders {
+    /// Headers from `(name, value)` pairs; names are lower-cased, credentials dropped, and
+    /// a repeated header keeps its first value.
+    pub fn new<I, K, V>(pairs: I) -> RequestHeaders
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let mut map = BTreeMap::new();
+        for (name, value) in pairs {
+            let name = name.as_ref().to_ascii_lowercase();
+            if matches!(
+                name.as_str(),
+                "authorization" | "cookie" | "x-janus-platform-token"
+            ) {
+                continue;
+            }
+            map.entry(name).or_insert_with(|| value.into());
+        }
+        RequestHeaders(map)
+    }
+
+    /// The value of a header (name in any case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// Every header, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// Where this request's platform services are, and the grant that opens them. The SDK's
+/// platform clients send the grant; a handler has no reason to touch it (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlatformAccess {
+    url: String,
+    grant: String,
+}
+
+impl PlatformAccess {
+    /// From `X-Janus-Platform-Url` and `X-Janus-Platform-Token`.
+    pub fn new(url: impl Into<String>, grant: impl Into<String>) -> PlatformAccess {
+        PlatformAccess {
+            url: url.into().trim_end_matches('/').to_owned(),
+            grant: grant.into(),
+        }
+    }
+
+    /// The platform base, up to and including `/platform`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The grant, for the `Authorization` header of platform calls.
+    pub fn grant(&self) -> &str {
+        &self.grant
+    }
+}
+
+impl fmt::Debug for PlatformAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformAccess")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequestContext {
@@ -32,6 +116,9 @@ impl RequestContext {
             correlation_id: None,
             traceparent: None,
             deadline: Instant::now() + crate::contract::DEFAULT_REQUEST_TIMEOUT,
+            gateway_deadline_ms: None,
+            headers: RequestHeaders::default(),
+            platform: None,
         }
     }
 

@@ -38,7 +38,8 @@ pub use chat::{
     MessageContent, ResponseMessage, Role, StreamOptions, ToolCall, ToolCallDelta, Usage,
 };
 pub use competitor::{
-    Competitor, CompetitorError, CompetitorEvent, EventWriter, RequestContext, WriterClosed,
+    Competitor, CompetitorError, CompetitorEvent, EventWriter, PlatformAccess, RequestContext,
+    RequestHeaders, WriterClosed,
 };
 pub use error::{error_chain, ErrorBody, ErrorEnvelope, ErrorKind};
 pub use ids::{new_artifact_id, new_completion_id, new_request_id, random_hex, unix_now};

@@ -36,6 +36,8 @@ pub struct AccessRecord {
     pub bytes_out: u64,
     outcome: Option<&'static str>,
     active_stream: bool,
+    /// The platform meter of the request, when a grant was minted.
+    pub platform: Option<Arc<crate::platform::Meter>>,
 }
 
 impl AccessRecord {
@@ -63,6 +65,7 @@ impl AccessRecord {
             bytes_out: 0,
             outcome: None,
             active_stream: false,
+            platform: None,
         }
     }
 
@@ -140,6 +143,11 @@ impl Drop for AccessRecord {
         };
         self.metrics.request_finished(competitor, outcome, duration);
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let platform = self
+            .platform
+            .as_ref()
+            .map(|m| m.figures())
+            .unwrap_or_default();
         tracing::info!(
             target: "janus_gateway::access",
             request_id = %self.request_id,
@@ -155,6 +163,11 @@ impl Drop for AccessRecord {
             bytes_out = self.bytes_out,
             duration_ms = ms(duration),
             outcome = %outcome,
+            platform_calls = platform.calls,
+            platform_prompt_tokens = platform.prompt_tokens,
+            platform_completion_tokens = platform.completion_tokens,
+            platform_cost_usd = platform.cost_usd,
+            platform_sandbox_seconds = platform.sandbox_seconds,
             "request finished"
         );
     }

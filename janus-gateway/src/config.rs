@@ -10,6 +10,7 @@ use clap::Parser;
 use janus_http::{ApiKeys, EnvPrefix, ServeConfig, ServeFile, ServeFlags};
 use serde::Deserialize;
 
+use crate::platform_config::{resolve_platforms, Budget, FilePlatform, PlatformService};
 use crate::signing::SigningKeys;
 
 pub use janus_http::LogFormat;
@@ -239,6 +240,33 @@ pub struct Args {
     /// The Sandy API that runs launched competitors [env: JANUS_SANDBOX_URL] [default: none; required with --launch]
     #[arg(long, env = "JANUS_SANDBOX_URL", value_name = "URL", hide_env = true)]
     pub sandbox_url: Option<String>,
+    /// A platform service as NAME=URL (inference, search and sandbox take their kind from the name); repeatable; options and secrets come from the [[platform]] entry of the same name [env: JANUS_PLATFORMS, comma-separated]
+    #[arg(
+        long = "platform",
+        env = "JANUS_PLATFORMS",
+        value_name = "NAME=URL",
+        value_delimiter = ',',
+        hide_env = true
+    )]
+    pub platforms: Vec<String>,
+
+    /// Address of the platform listener competitors call (bound only when a platform service is configured) [env: JANUS_PLATFORM_LISTEN] [default: 127.0.0.1:8001]
+    #[arg(
+        long,
+        env = "JANUS_PLATFORM_LISTEN",
+        value_name = "ADDR",
+        hide_env = true
+    )]
+    pub platform_listen: Option<String>,
+
+    /// Platform base competitors are told in X-Janus-Platform-Url [env: JANUS_PLATFORM_PUBLIC_URL] [default: http://<platform-listen>/platform]
+    #[arg(
+        long,
+        env = "JANUS_PLATFORM_PUBLIC_URL",
+        value_name = "URL",
+        hide_env = true
+    )]
+    pub platform_public_url: Option<String>,
 
     /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
     #[command(flatten)]
@@ -266,8 +294,12 @@ struct FileConfig {
     public_url: Option<String>,
     sandbox_url: Option<String>,
     no_ui: Option<bool>,
+    platform_listen: Option<String>,
+    platform_public_url: Option<String>,
     #[serde(default, rename = "competitor")]
     competitors: Vec<FileCompetitor>,
+    #[serde(default, rename = "platform")]
+    platforms: Vec<FilePlatform>,
     #[serde(flatten)]
     serve: ServeFile,
     /// Whatever is left: refused by name (flatten rules out `deny_unknown_fields`).
@@ -283,6 +315,10 @@ struct FileCompetitor {
     timeout: Option<String>,
     max_concurrent_requests: Option<usize>,
     description: Option<String>,
+    budget_calls: Option<u64>,
+    budget_inference_tokens: Option<u64>,
+    budget_sandboxes: Option<u64>,
+    budget_sandbox_seconds: Option<f64>,
     command: Option<Vec<String>>,
     rootfs: Option<PathBuf>,
     #[serde(default)]
@@ -448,6 +484,15 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Serve the chat UI at `/` (off with `--no-ui`).
     pub ui: bool,
+    /// Platform services competitors may call through the platform listener.
+    pub platforms: Vec<PlatformService>,
+    /// Address of the platform listener.
+    pub platform_listen: SocketAddr,
+    /// Platform base competitors are told (up to and including `/platform`); `None`:
+    /// `http://<platform_listen>/platform`.
+    pub platform_public_url: Option<String>,
+    /// Per-request platform budgets by competitor id; others get [`Budget::default`].
+    pub budgets: std::collections::HashMap<String, Budget>,
     /// Connection handling, including the shutdown grace period for in-flight streams.
     pub serve: ServeConfig,
     /// Log format.
@@ -481,6 +526,10 @@ impl Config {
             signing_keys: None,
             public_url: None,
             ui: true,
+            platforms: Vec::new(),
+            platform_listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            platform_public_url: None,
+            budgets: std::collections::HashMap::new(),
             serve: default_serve(),
             log_format: LogFormat::Json,
             health_interval: Duration::from_secs(10),
@@ -494,6 +543,19 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("http://{}", self.listen),
         }
+    }
+
+    /// The platform base competitors are told, without a trailing slash.
+    pub fn platform_base(&self) -> String {
+        match &self.platform_public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}/platform", self.platform_listen),
+        }
+    }
+
+    /// The per-request budget of a competitor.
+    pub fn budget(&self, competitor: &str) -> Budget {
+        self.budgets.get(competitor).copied().unwrap_or_default()
     }
 
     /// The competitor with this id.
@@ -692,6 +754,26 @@ impl Args {
                     competitor.max_concurrent_requests = Some(max);
                 }
                 competitor.description.clone_from(&options.description);
+                let mut budget = Budget::default();
+                if let Some(n) = options.budget_calls {
+                    budget.calls = n;
+                }
+                if let Some(n) = options.budget_inference_tokens {
+                    budget.inference_tokens = n;
+                }
+                if let Some(n) = options.budget_sandboxes {
+                    budget.sandboxes = n;
+                }
+                if let Some(n) = options.budget_sandbox_seconds {
+                    if !(n.is_finite() && n >= 0.0) {
+                        return Err(invalid(
+                            "competitor.budget_sandbox_seconds",
+                            "must be a non-negative number",
+                        ));
+                    }
+                    budget.sandbox_seconds = n;
+                }
+                config.budgets.insert(competitor.id.clone(), budget);
             }
         }
         let ids: Vec<&str> = competitors
@@ -828,6 +910,28 @@ impl Args {
             config.public_url = Some(url.trim().trim_end_matches('/').to_owned());
         }
         config.ui = !self.no_ui.or(file.no_ui).unwrap_or(false);
+        if let Some(listen) = self.platform_listen.or(file.platform_listen) {
+            config.platform_listen = listen.trim().parse().map_err(|_| {
+                invalid("--platform-listen", format!("'{listen}' is not HOST:PORT"))
+            })?;
+        }
+        if let Some(url) = self.platform_public_url.or(file.platform_public_url) {
+            let uri: http::Uri = url.trim().parse().map_err(|e| {
+                invalid(
+                    "--platform-public-url",
+                    format!("'{url}' is not a URL: {e}"),
+                )
+            })?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(invalid(
+                    "--platform-public-url",
+                    format!("'{url}' must be an absolute http:// or https:// URL"),
+                ));
+            }
+            config.platform_public_url = Some(url.trim().trim_end_matches('/').to_owned());
+        }
+        config.platforms = resolve_platforms(&self.platforms, &file.platforms)
+            .map_err(|(setting, reason)| invalid(setting, reason))?;
         config.log_format = LogFormat::or_detect(self.log_format.or(file.log_format));
         Ok(config)
     }

@@ -15,6 +15,8 @@
 //! - `health`: background `/health` probes of competitors.
 //! - [`runner`]: competitors launched in sandboxes through the Sandy API, supervised.
 //! - `metrics`: Prometheus metrics; `access`: the per-request log line.
+//! - `platform`: the platform listener (`/platform/{name}/{path}`): grants, guards,
+//!   budgets, metering; `platform_config`: its settings.
 //! - `signing`: HMAC-signed stateless tokens (platform grants, artifact capabilities).
 //! - `error`: [`GatewayError`] → status, envelope, log level, in one place.
 //! - `ui`: the chat UI (`GET /` and hashed assets under `/assets/`), embedded from `ui/`.
@@ -24,6 +26,8 @@ mod config;
 mod error;
 mod health;
 mod metrics;
+mod platform;
+mod platform_config;
 mod relay;
 pub mod runner;
 mod server;
@@ -37,7 +41,11 @@ pub use config::{
 };
 pub use error::GatewayError;
 pub use metrics::Metrics;
+pub use platform::{
+    PlatformFigures, DEADLINE_HEADER, GRANT_PURPOSE, PLATFORM_TOKEN_HEADER, PLATFORM_URL_HEADER,
+};
+pub use platform_config::{AllowRule, Budget, PlatformKind, PlatformService, Price, Secret};
 pub use relay::{RelayBody, RelayOptions};
-pub use server::{run, ResponseBody, COMPETITOR_HEADER};
+pub use server::{run, run_with_platform, ResponseBody, COMPETITOR_HEADER};
 
 pub use janus_http::{init_logging, shutdown_signal};

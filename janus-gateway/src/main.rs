@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use janus_gateway::{init_logging, run, shutdown_signal, Args};
+use janus_gateway::{init_logging, run_with_platform, shutdown_signal, Args};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -22,7 +22,29 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let served = run(listener, config, shutdown_signal()).await;
+    // The platform listener is bound only when there is a platform service to serve.
+    let mut config = config;
+    let platform_listener = if config.platforms.is_empty() {
+        None
+    } else {
+        match tokio::net::TcpListener::bind(config.platform_listen).await {
+            Ok(listener) => {
+                // Port 0 picks a free port: competitors are told the real one.
+                if let Ok(addr) = listener.local_addr() {
+                    config.platform_listen = addr;
+                }
+                Some(listener)
+            }
+            Err(e) => {
+                eprintln!(
+                    "janus-gateway: cannot listen on {} (--platform-listen): {e:#}",
+                    config.platform_listen
+                );
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let served = run_with_platform(listener, platform_listener, config, shutdown_signal()).await;
     // Spans of the last requests reach the collector before the process goes.
     janus_http::otel::flush(std::time::Duration::from_secs(2)).await;
     match served {

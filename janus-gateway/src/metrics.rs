@@ -70,6 +70,10 @@ pub struct Metrics {
     active_streams: AtomicI64,
     bytes_relayed: AtomicU64,
     keepalives: AtomicU64,
+    platform_calls: Mutex<BTreeMap<String, u64>>,
+    platform_tokens: Mutex<BTreeMap<(String, &'static str), u64>>,
+    platform_sandbox_micros: AtomicU64,
+    platform_cost_micro_usd: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -85,6 +89,10 @@ impl Default for Metrics {
             active_streams: AtomicI64::new(0),
             bytes_relayed: AtomicU64::new(0),
             keepalives: AtomicU64::new(0),
+            platform_calls: Mutex::default(),
+            platform_tokens: Mutex::default(),
+            platform_sandbox_micros: AtomicU64::new(0),
+            platform_cost_micro_usd: AtomicU64::new(0),
         }
     }
 }
@@ -152,6 +160,30 @@ impl Metrics {
     /// One upstream failure of this kind.
     pub fn upstream_error(&self, kind: &str) {
         bump(&self.upstream_errors, kind.to_owned());
+    }
+
+    /// One platform call to this service (counted by the replica that served it).
+    pub fn platform_call(&self, service: &str) {
+        bump(&self.platform_calls, service.to_owned());
+    }
+
+    /// Inference tokens an upstream reported.
+    pub fn platform_tokens(&self, service: &str, prompt: u64, completion: u64) {
+        let mut map = self
+            .platform_tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *map.entry((service.to_owned(), "prompt")).or_insert(0) += prompt;
+        *map.entry((service.to_owned(), "completion")).or_insert(0) += completion;
+    }
+
+    /// A request's platform life ended: its sandbox seconds and cost.
+    pub fn platform_request_finished(&self, sandbox_seconds: f64, cost_usd: f64) {
+        let micros = |v: f64| (v.max(0.0) * 1e6) as u64;
+        self.platform_sandbox_micros
+            .fetch_add(micros(sandbox_seconds), Ordering::Relaxed);
+        self.platform_cost_micro_usd
+            .fetch_add(micros(cost_usd), Ordering::Relaxed);
     }
 
     /// Health probe result.
@@ -270,6 +302,50 @@ impl Metrics {
                 );
             }
         }
+        out.push_str("# HELP janus_gateway_platform_calls_total Platform calls served by this replica, by service.\n");
+        out.push_str("# TYPE janus_gateway_platform_calls_total counter\n");
+        {
+            let map = self
+                .platform_calls
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (service, count) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "janus_gateway_platform_calls_total{{service=\"{}\"}} {count}",
+                    label(service)
+                );
+            }
+        }
+        out.push_str("# HELP janus_gateway_platform_tokens_total Inference tokens reported by platform upstreams.\n");
+        out.push_str("# TYPE janus_gateway_platform_tokens_total counter\n");
+        {
+            let map = self
+                .platform_tokens
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for ((service, kind), count) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "janus_gateway_platform_tokens_total{{service=\"{}\",kind=\"{kind}\"}} {count}",
+                    label(service)
+                );
+            }
+        }
+        out.push_str("# HELP janus_gateway_platform_sandbox_seconds_total Sandbox seconds of finished requests.\n");
+        out.push_str("# TYPE janus_gateway_platform_sandbox_seconds_total counter\n");
+        let _ = writeln!(
+            out,
+            "janus_gateway_platform_sandbox_seconds_total {}",
+            self.platform_sandbox_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        out.push_str("# HELP janus_gateway_platform_cost_usd_total Platform cost of finished requests, from the price table.\n");
+        out.push_str("# TYPE janus_gateway_platform_cost_usd_total counter\n");
+        let _ = writeln!(
+            out,
+            "janus_gateway_platform_cost_usd_total {}",
+            self.platform_cost_micro_usd.load(Ordering::Relaxed) as f64 / 1e6
+        );
         out
     }
 }

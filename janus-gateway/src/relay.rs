@@ -23,10 +23,12 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::Response;
 use janus_core::sse::{SseDecoder, SseItem, DONE, DONE_DATA, PING};
+use serde_json::Value;
 use tokio::time::{Instant, Sleep};
 
 use crate::access::AccessRecord;
 use crate::error::GatewayError;
+use crate::platform::RequestGrant;
 use crate::upstream::{error_chain, has_content_type};
 
 /// The comment sent while waiting for a cold competitor.
@@ -63,6 +65,7 @@ pub struct RelayBody {
     shutdown: Signal,
     warming: Arc<AtomicBool>,
     record: AccessRecord,
+    platform: Option<PlatformUsage>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -92,6 +95,118 @@ pub struct RelayOptions {
     pub warming: Arc<AtomicBool>,
     /// Held until the stream ends (per-competitor concurrency).
     pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The request's platform grant: held until the stream ends, and its figures written
+    /// into the usage chunk when the client asked for usage.
+    pub platform: Option<PlatformUsage>,
+}
+
+/// The platform side of a relayed stream.
+#[derive(Debug)]
+pub struct PlatformUsage {
+    grant: RequestGrant,
+    include_usage: bool,
+    /// `id`, `created`, `model` of the competitor's chunks, for a usage chunk we add.
+    meta: Option<(Value, Value, Value)>,
+    written: bool,
+}
+
+impl PlatformUsage {
+    /// The grant of a stream; `include_usage` as the client asked.
+    pub fn new(grant: RequestGrant, include_usage: bool) -> PlatformUsage {
+        PlatformUsage {
+            grant,
+            include_usage,
+            meta: None,
+            written: false,
+        }
+    }
+
+    /// The usage chunk the gateway adds when the competitor sent none.
+    fn usage_chunk(&mut self, out: &mut Vec<u8>) {
+        self.written = true;
+        let (id, created, model) = self.meta.clone().unwrap_or_else(|| {
+            (
+                Value::String(janus_core::new_completion_id()),
+                Value::from(janus_core::unix_now()),
+                Value::String(String::new()),
+            )
+        });
+        let chunk = serde_json::json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "platform": self.grant.figures().to_json(),
+            },
+        });
+        janus_core::sse::encode_data(&chunk.to_string(), out);
+    }
+
+    /// Rebuilds the events of one read when it carries the usage chunk (which gets
+    /// `usage.platform`) or `[DONE]` with no usage chunk yet (one is added before it);
+    /// `None` leaves the read's bytes untouched, which is the case for every other read.
+    fn rewrite(&mut self, items: &[SseItem]) -> Option<Bytes> {
+        if !self.include_usage || self.written {
+            return None;
+        }
+        let mut usage_at = None;
+        let mut done = false;
+        for (i, item) in items.iter().enumerate() {
+            let SseItem::Event(event) = item else {
+                continue;
+            };
+            if event.data.trim() == DONE_DATA {
+                done = true;
+                break;
+            }
+            if self.meta.is_none() {
+                if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&event.data) {
+                    let get = |k: &str| map.get(k).cloned().unwrap_or(Value::Null);
+                    self.meta = Some((get("id"), get("created"), get("model")));
+                }
+            }
+            // Cheap test first: only the usage chunk is parsed.
+            if usage_at.is_none() && event.data.contains("\"usage\"") {
+                if let Ok(value) = serde_json::from_str::<Value>(&event.data) {
+                    if value.get("usage").is_some_and(Value::is_object) {
+                        usage_at = Some((i, value));
+                    }
+                }
+            }
+        }
+        if usage_at.is_none() && !done {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                SseItem::Event(_) if usage_at.as_ref().is_some_and(|(at, _)| *at == i) => {
+                    if let Some((_, mut value)) = usage_at.take() {
+                        if let Some(Value::Object(usage)) = value.get_mut("usage") {
+                            usage.insert("platform".into(), self.grant.figures().to_json());
+                        }
+                        self.written = true;
+                        janus_core::sse::encode_data(&value.to_string(), &mut out);
+                    }
+                }
+                SseItem::Event(event) if event.data.trim() == DONE_DATA => {
+                    if !self.written {
+                        self.usage_chunk(&mut out);
+                    }
+                    out.extend_from_slice(DONE);
+                    break;
+                }
+                SseItem::Event(event) => janus_core::sse::encode_event(event, &mut out),
+                SseItem::Comment(text) => janus_core::sse::encode_comment(text, &mut out),
+            }
+        }
+        Some(Bytes::from(out))
+    }
 }
 
 impl RelayBody {
@@ -119,6 +234,7 @@ impl RelayBody {
             shutdown: Box::pin(shutdown),
             warming: options.warming,
             record,
+            platform: options.platform,
             _permit: options.permit,
         }
     }
@@ -209,6 +325,10 @@ impl RelayBody {
                 .any(|item| matches!(item, SseItem::Event(_))),
             None => false,
         };
+        let rewritten = match &mut self.platform {
+            Some(platform) => platform.rewrite(&self.items),
+            None => None,
+        };
         self.items.clear();
 
         let mut ready = match outcome.last_boundary {
@@ -232,8 +352,13 @@ impl RelayBody {
                 Bytes::new()
             }
         };
+        let was_rewritten = rewritten.is_some();
+        if let Some(rewritten) = rewritten {
+            // Ends exactly after [DONE] when the read had it, so no cut is needed below.
+            ready = rewritten;
+        }
         if done_at.is_some() {
-            if trailing_events {
+            if trailing_events && !was_rewritten {
                 // Rare: the competitor sent events after [DONE] in the same read. Cut exactly
                 // after [DONE]; what the client has seen ends at a boundary, so a fresh
                 // decoder over `ready` finds the spot.
@@ -263,6 +388,15 @@ impl RelayBody {
             });
         }
         if !self.done_seen {
+            if let Some(platform) = self
+                .platform
+                .as_mut()
+                .filter(|p| p.include_usage && !p.written)
+            {
+                let mut chunk = Vec::new();
+                platform.usage_chunk(&mut chunk);
+                self.queue.push_back((Bytes::from(chunk), false));
+            }
             // A competitor that forgets [DONE] still ends cleanly: exactly one goes out.
             self.queue.push_back((Bytes::from_static(DONE), false));
             self.done_seen = true;

@@ -24,7 +24,8 @@ use crate::config::{CompetitorConfig, Config};
 use crate::error::GatewayError;
 use crate::health::{spawn_probes, HealthState};
 use crate::metrics::Metrics;
-use crate::relay::{RelayBody, RelayOptions};
+use crate::platform::{add_platform_usage, Platform, RequestGrant};
+use crate::relay::{PlatformUsage, RelayBody, RelayOptions};
 use crate::signing::SigningKeys;
 use crate::ui::Ui;
 use crate::upstream::{self, build_client, ForwardHeaders, HttpClient, UpstreamCall};
@@ -50,6 +51,8 @@ struct Gateway {
     signing: SigningKeys,
     /// The chat UI, unless `--no-ui`.
     ui: Option<Ui>,
+    /// Platform services, when configured and served on a platform listener.
+    platform: Option<Arc<Platform>>,
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains: in-flight
@@ -57,6 +60,18 @@ struct Gateway {
 /// `[DONE]`.
 pub async fn run(
     listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    run_with_platform(listener, None, config, shutdown).await
+}
+
+/// [`run`] plus the platform listener: with `platform_listener` and at least one platform
+/// service configured, every chat request gets a grant, and `ANY /platform/{name}/{path}`
+/// is served there (never on the public listener).
+pub async fn run_with_platform(
+    listener: TcpListener,
+    platform_listener: Option<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -116,9 +131,44 @@ pub async fn run(
         Some(keys) => keys.clone(),
         None => SigningKeys::ephemeral().map_err(std::io::Error::other)?,
     };
+    let platform = match &platform_listener {
+        Some(_) => Platform::new(&config, signing.clone(), metrics.clone())
+            .map_err(std::io::Error::other)?,
+        None => None,
+    };
     let drain = Drain::new();
     let serve_config = config.serve.clone();
     let ui = config.ui.then(Ui::new);
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let platform_task = match (platform_listener, &platform) {
+        (Some(platform_listener), Some(platform)) => {
+            tracing::info!(
+                listen = %platform_listener.local_addr()?,
+                services = config.platforms.len(),
+                "platform listening"
+            );
+            let platform = platform.clone();
+            let handler = move |request: Request<Incoming>| {
+                let platform = platform.clone();
+                async move { platform.handle(request).await }
+            };
+            let mut stop = stop_rx.clone();
+            // Platform calls log (and export spans) as their own component.
+            let mut platform_serve = serve_config.clone();
+            platform_serve.component = "platform";
+            Some(tokio::spawn(janus_http::serve(
+                platform_listener,
+                handler,
+                platform_serve,
+                Drain::new(),
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            )))
+        }
+        _ => None,
+    };
     let gateway = Arc::new(Gateway {
         config,
         client,
@@ -129,6 +179,7 @@ pub async fn run(
         drain: drain.clone(),
         signing,
         ui,
+        platform,
     });
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -140,7 +191,18 @@ pub async fn run(
         let gateway = gateway.clone();
         async move { gateway.handle(request).await }
     };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let served = janus_http::serve(listener, handler, serve_config, drain, shutdown).await;
+    if let Some(task) = platform_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "platform listener failed"),
+            Err(e) => tracing::warn!(error = %e, "platform listener panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     let _ = stop_probes_tx.send(true);
     let _ = stop_runner_tx.send(true);
     if let Some(runner) = runner {
@@ -304,6 +366,18 @@ impl Gateway {
             .competitor
             .timeout
             .unwrap_or(self.config.request_timeout);
+        // The deadline as a wall clock for the competitor: what is left of the timeout.
+        let deadline_ms = crate::platform::unix_ms().saturating_add(
+            u64::try_from(timeout.saturating_sub(started.elapsed()).as_millis())
+                .unwrap_or(u64::MAX),
+        );
+        let grant = self
+            .platform
+            .as_ref()
+            .and_then(|p| p.mint(request_id.as_str(), &competitor_id, deadline_ms));
+        if let Some(grant) = &grant {
+            record.platform = Some(grant.meter());
+        }
         let call = UpstreamCall {
             competitor: competitor_id.clone(),
             url: prepared.url,
@@ -318,13 +392,16 @@ impl Gateway {
                     .get(upstream::BASELINE_AGENT_HEADER)
                     .filter(|v| janus_http::accept_id(v.as_bytes()))
                     .cloned(),
+                deadline: Some(HeaderValue::from(deadline_ms)),
+                platform: grant.as_ref().map(|g| (g.token.clone(), g.url.clone())),
             },
         };
         let deadline = started + timeout;
         let mut response = if prepared.stream {
-            self.stream(call, timeout, deadline, prepared.permit, record)
+            let platform = grant.map(|grant| PlatformUsage::new(grant, prepared.include_usage));
+            self.stream(call, timeout, deadline, prepared.permit, record, platform)
         } else {
-            self.complete(call, timeout, deadline, record).await
+            self.complete(call, timeout, deadline, record, grant).await
         };
         set_competitor(&mut response, &competitor_id);
         response
@@ -350,6 +427,7 @@ impl Gateway {
             .map_err(GatewayError::Body)?;
         let summary = janus_core::check_request(&body).map_err(GatewayError::Invalid)?;
         record.stream = summary.stream;
+        let include_usage = summary.include_usage;
 
         let (competitor, route) = match &summary.competitor_id {
             Some(id) => (
@@ -407,6 +485,7 @@ impl Gateway {
             competitor: competitor.clone(),
             body,
             stream,
+            include_usage,
             permit,
         })
     }
@@ -419,6 +498,7 @@ impl Gateway {
         deadline: Instant,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
         record: AccessRecord,
+        platform: Option<PlatformUsage>,
     ) -> Response<ResponseBody> {
         let warming = Arc::new(AtomicBool::new(false));
         let connect = {
@@ -439,6 +519,7 @@ impl Gateway {
                 deadline,
                 warming,
                 permit,
+                platform,
             },
             record,
         );
@@ -461,6 +542,7 @@ impl Gateway {
         timeout: std::time::Duration,
         deadline: Instant,
         mut record: AccessRecord,
+        grant: Option<RequestGrant>,
     ) -> Response<ResponseBody> {
         let never_warming = AtomicBool::new(false);
         let limit = self.config.max_response_bytes;
@@ -510,6 +592,12 @@ impl Gateway {
         }
         match outcome {
             Ok(bytes) => {
+                // The competitor has answered: the request's platform use is complete.
+                let bytes = match &grant {
+                    Some(grant) => add_platform_usage(bytes, &grant.figures()),
+                    None => bytes,
+                };
+                drop(grant);
                 record.emitted(bytes.len(), false);
                 record.set_outcome("ok");
                 json_response(StatusCode::OK, bytes)
@@ -534,6 +622,7 @@ struct Prepared {
     url: http::Uri,
     body: Bytes,
     stream: bool,
+    include_usage: bool,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 

@@ -51,6 +51,10 @@ pub struct ForwardHeaders {
     pub trace: TraceContext,
     /// `X-Baseline-Agent`, when the client sent a short printable one.
     pub baseline_agent: Option<HeaderValue>,
+    /// `X-Janus-Deadline`: unix ms when the gateway ends the request.
+    pub deadline: Option<HeaderValue>,
+    /// `X-Janus-Platform-Token` and `X-Janus-Platform-Url`, when a grant was minted.
+    pub platform: Option<(HeaderValue, HeaderValue)>,
 }
 
 /// One call to a competitor.
@@ -100,6 +104,14 @@ impl UpstreamCall {
         }
         if let Some(value) = &self.headers.baseline_agent {
             builder = builder.header(BASELINE_AGENT_HEADER, value.clone());
+        }
+        if let Some(value) = &self.headers.deadline {
+            builder = builder.header(crate::platform::DEADLINE_HEADER, value.clone());
+        }
+        if let Some((token, url)) = &self.headers.platform {
+            builder = builder
+                .header(crate::platform::PLATFORM_TOKEN_HEADER, token.clone())
+                .header(crate::platform::PLATFORM_URL_HEADER, url.clone());
         }
         builder
             .body(Full::new(self.body.clone()))

@@ -16,6 +16,8 @@ pub struct Stack {
     pub gateway: String,
     /// Competitor base URL.
     pub competitor: String,
+    /// Platform base competitors are told (`…/platform`), when platform services are on.
+    pub platform: Option<String>,
     stop: watch::Sender<bool>,
 }
 
@@ -33,6 +35,14 @@ async fn bind() -> std::io::Result<(TcpListener, SocketAddr)> {
 
 /// Starts `competitor` (id `c`) and a gateway routing to it.
 pub async fn start<C: Competitor>(competitor: C) -> std::io::Result<Stack> {
+    start_with_platform(competitor, Vec::new()).await
+}
+
+/// [`start`] with these platform services on a platform listener of its own.
+pub async fn start_with_platform<C: Competitor>(
+    competitor: C,
+    platforms: Vec<janus_gateway::PlatformService>,
+) -> std::io::Result<Stack> {
     let (stop, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -55,14 +65,26 @@ pub async fn start<C: Competitor>(competitor: C) -> std::io::Result<Stack> {
         max_concurrent_requests: None,
         description: None,
     }]);
-    tokio::spawn(janus_gateway::run(
+    let mut config = config;
+    let platform_listener = if platforms.is_empty() {
+        None
+    } else {
+        let (listener, addr) = bind().await?;
+        config.platform_listen = addr;
+        config.platforms = platforms;
+        Some(listener)
+    };
+    let platform = platform_listener.as_ref().map(|_| config.platform_base());
+    tokio::spawn(janus_gateway::run_with_platform(
         gateway_listener,
+        platform_listener,
         config,
         stopped(stop_rx),
     ));
     Ok(Stack {
         gateway: format!("http://{gateway_addr}"),
         competitor: competitor_url,
+        platform,
         stop,
     })
 }

@@ -10,7 +10,11 @@
 //! 4. if that message asks for a file, attaches it as a small text artifact, `echo.txt`.
 //!    **The rule:** the message contains the word `file` on its own, in any case — "make me
 //!    a file", "send it as a FILE", "file: notes" all count; "profile" and "files" do not;
-//! 5. reports usage (a rough estimate: four characters per token) and the finish reason.
+//! 5. if that message contains the word `sandbox` and the gateway granted platform services,
+//!    counts its words inside a sandbox of the platform's `sandbox` service (through the
+//!    SDK's [`Platform`](janus_competitor_sdk::Platform) handle: no URL, no key, no grant
+//!    in this code) and says the count;
+//! 6. reports usage (a rough estimate: four characters per token) and the finish reason.
 //!
 //! The same handler serves `stream: true` and `stream: false`: the SDK either sends each
 //! event as a chunk as soon as it is written, or folds them all into one response.
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use janus_competitor_sdk::{
     async_trait, publish_artifact, ChatCompletionRequest, Competitor, CompetitorError, EventWriter,
-    JanusEvent, Message, MessageContent, RequestContext, Usage,
+    JanusEvent, Message, MessageContent, PlatformExt, RequestContext, SandyClient, Usage,
 };
 use serde_json::json;
 
@@ -127,6 +131,26 @@ impl Competitor for Echo {
             out.artifact(artifact).await?;
         }
 
+        if asks_for(&text, "sandbox") {
+            match context.platform() {
+                Some(platform) => {
+                    out.reasoning("Counting the words in a sandbox, through the platform.\n")
+                        .await?;
+                    match count_in_sandbox(&platform.sandy(), reply).await {
+                        Ok(count) => {
+                            out.content(&format!("\n\n(A sandbox counted {count} words.)"))
+                                .await?
+                        }
+                        Err(e) => out.reasoning(&format!("The sandbox failed: {e}\n")).await?,
+                    }
+                }
+                None => {
+                    out.reasoning("No platform services on this request, so no sandbox.\n")
+                        .await?
+                }
+            }
+        }
+
         let prompt_chars: usize = request.messages.iter().map(message_chars).sum();
         out.usage(Usage::new(tokens(prompt_chars), tokens(reply.len())))
             .await?;
@@ -137,8 +161,38 @@ impl Competitor for Echo {
 
 /// True when `text` asks for a file: it contains the word `file` on its own, in any case.
 pub fn asks_for_file(text: &str) -> bool {
+    asks_for(text, "file")
+}
+
+/// True when `text` contains `word` on its own, in any case.
+fn asks_for(text: &str, word: &str) -> bool {
     text.split(|c: char| !c.is_alphanumeric())
-        .any(|word| word.eq_ignore_ascii_case("file"))
+        .any(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// Writes `text` into a fresh sandbox, counts its words with `wc -w`, terminates it.
+async fn count_in_sandbox(sandy: &SandyClient, text: &str) -> Result<String, String> {
+    let sandbox = sandy
+        .create(&janus_competitor_sdk::CreateOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let counted = async {
+        sandy
+            .write_file(&sandbox.id, "/workspace/echo.txt", text.as_bytes())
+            .await?;
+        sandy
+            .exec(
+                &sandbox.id,
+                "wc -w < /workspace/echo.txt",
+                Duration::from_secs(10),
+            )
+            .await
+    }
+    .await;
+    // Terminated whatever happened; the gateway would do it at the end of the request too.
+    let _ = sandy.terminate(&sandbox.id).await;
+    let output = counted.map_err(|e| e.to_string())?;
+    Ok(output.stdout.trim().to_owned())
 }
 
 /// Characters of text in a message (for the usage estimate).

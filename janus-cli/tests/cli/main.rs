@@ -47,6 +47,8 @@ pub async fn spawn_up(args: &[&str], stderr: Stdio) -> (tokio::process::Child, S
     let listen = format!("127.0.0.1:{}", free_port());
     let mut child = janus()
         .args(["up", "--listen", &listen])
+        // Parallel tests must not fight over the platform's default port.
+        .args(["--platform-listen", "127.0.0.1:0"])
         .args(args)
         .env("ECHO_SLOW_STEP_MS", "300")
         .stdout(Stdio::piped())

@@ -194,3 +194,39 @@ async fn chat_against_nothing_fails_with_one_clear_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("janus: "), "{stderr}");
 }
+
+#[tokio::test]
+async fn up_serves_the_sandbox_through_the_platform_and_meters_it() {
+    let (mut up, url, _sandbox) = janus_up(&[]).await;
+    let output = janus()
+        .args(["chat", "--gateway", &url, "--json"])
+        .arg("count these five words: sandbox")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let chunks: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(
+        content.contains("(A sandbox counted 5 words.)"),
+        "{content}"
+    );
+    let platform = chunks
+        .iter()
+        .find_map(|c| c["usage"].get("platform"))
+        .unwrap_or_else(|| panic!("no usage.platform in {stdout}"));
+    assert_eq!(platform["by_service"]["sandbox"], 4, "{platform}");
+    assert!(platform["sandbox_seconds"].as_f64().unwrap() > 0.0);
+    let _ = up.kill().await;
+}

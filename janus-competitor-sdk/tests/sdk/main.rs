@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod cancel;
+mod context;
 mod echo;
 mod errors;
 mod health;

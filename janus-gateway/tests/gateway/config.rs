@@ -278,7 +278,169 @@ fn help_lists_every_setting_with_env_and_default() {
         "JANUS_API_KEYS",
         "--log-format",
         "JANUS_LOG_FORMAT",
+        "--platform",
+        "JANUS_PLATFORMS",
+        "--platform-listen",
+        "127.0.0.1:8001",
+        "--platform-public-url",
+        "JANUS_PLATFORM_PUBLIC_URL",
     ] {
         assert!(help.contains(needle), "--help lacks '{needle}':\n{help}");
     }
+}
+
+#[test]
+fn platform_settings_from_flags_file_and_env_secrets() {
+    let secret_file = temp_file("platform-secret", "file-secret-value\n");
+    let file = temp_file(
+        "platform",
+        &format!(
+            r#"
+platform_listen = "127.0.0.1:9801"
+
+[[competitor]]
+id = "a"
+url = "http://127.0.0.1:7001"
+budget_calls = 7
+budget_sandbox_seconds = 30.5
+
+[[platform]]
+name = "inference"
+secret_env = "JANUS_TEST_PLATFORM_SECRET_NEVER_SET_ELSEWHERE"
+timeout = "20s"
+max_request_bytes = 1000
+price = {{ prompt_per_million = 0.5, completion_per_million = 1.5 }}
+
+[[platform]]
+name = "web"
+kind = "search"
+url = "http://127.0.0.1:7300/api"
+secret_file = "{}"
+header = "x-api-key"
+scheme = ""
+allow = ["GET /api/search"]
+"#,
+            secret_file.display()
+        ),
+    );
+    std::env::set_var(
+        "JANUS_TEST_PLATFORM_SECRET_NEVER_SET_ELSEWHERE",
+        "env-secret",
+    );
+    let args = Args::try_parse_from([
+        "janus-gateway",
+        "--config",
+        file.to_str().unwrap(),
+        "--platform",
+        "inference=http://127.0.0.1:7200/v1/",
+        "--platform",
+        "sandbox=http://127.0.0.1:7400",
+    ])
+    .unwrap();
+    let config = args.resolve().unwrap();
+    assert_eq!(config.platform_listen.to_string(), "127.0.0.1:9801");
+    assert_eq!(config.platform_base(), "http://127.0.0.1:9801/platform");
+    let names: Vec<&str> = config.platforms.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["inference", "sandbox", "web"]);
+    let inference = &config.platforms[0];
+    assert_eq!(inference.kind, janus_gateway::PlatformKind::Inference);
+    assert_eq!(inference.url, "http://127.0.0.1:7200/v1");
+    assert_eq!(inference.secret.as_ref().unwrap().expose(), "env-secret");
+    assert_eq!(inference.header, "authorization");
+    assert_eq!(inference.scheme, "Bearer");
+    assert_eq!(inference.timeout, Duration::from_secs(20));
+    assert_eq!(inference.max_request_bytes, 1000);
+    assert_eq!(inference.price.completion_per_million, 1.5);
+    assert!(
+        !format!("{config:?}").contains("env-secret"),
+        "Debug never shows a secret"
+    );
+    let sandbox = &config.platforms[1];
+    assert_eq!(sandbox.kind, janus_gateway::PlatformKind::Sandbox);
+    assert!(sandbox.secret.is_none());
+    let web = &config.platforms[2];
+    assert_eq!(web.kind, janus_gateway::PlatformKind::Search);
+    assert_eq!(web.secret.as_ref().unwrap().expose(), "file-secret-value");
+    assert_eq!(web.header, "x-api-key");
+    assert_eq!(web.allow.len(), 1);
+    let budget = config.budget("a");
+    assert_eq!((budget.calls, budget.sandbox_seconds), (7, 30.5));
+    assert_eq!(budget.inference_tokens, 200_000);
+    let default = config.budget("other");
+    assert_eq!(
+        (
+            default.calls,
+            default.inference_tokens,
+            default.sandboxes,
+            default.sandbox_seconds
+        ),
+        (100, 200_000, 4, 600.0)
+    );
+    remove(&file);
+    remove(&secret_file);
+
+    let defaults = Args::try_parse_from(["janus-gateway", "--competitor", "x=http://127.0.0.1:1"])
+        .unwrap()
+        .resolve()
+        .unwrap();
+    assert_eq!(defaults.platform_listen.to_string(), "127.0.0.1:8001");
+    assert!(defaults.platforms.is_empty());
+}
+
+#[test]
+fn platform_misconfiguration_exits_2() {
+    let cases = [
+        (
+            "inline",
+            "[[platform]]\nname = \"inference\"\nurl = \"http://127.0.0.1:1\"\nsecret = \"sk-inline-text\"\n",
+            "secret_env",
+        ),
+        (
+            "unset-env",
+            "[[platform]]\nname = \"inference\"\nurl = \"http://127.0.0.1:1\"\nsecret_env = \"JANUS_NO_SUCH_VARIABLE_EVER\"\n",
+            "JANUS_NO_SUCH_VARIABLE_EVER",
+        ),
+        (
+            "no-kind",
+            "[[platform]]\nname = \"thing\"\nurl = \"http://127.0.0.1:1\"\n",
+            "platform.kind",
+        ),
+        (
+            "bad-allow",
+            "[[platform]]\nname = \"search\"\nurl = \"http://127.0.0.1:1\"\nallow = [\"GET nowhere\"]\n",
+            "platform.allow",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let file = temp_file(
+            name,
+            &format!("[[competitor]]\nid = \"a\"\nurl = \"http://127.0.0.1:1\"\n{text}"),
+        );
+        let output = binary()
+            .args(["--config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{name}: expected '{needle}' in {stderr}"
+        );
+        assert!(
+            !stderr.contains("sk-inline-text"),
+            "the secret is never echoed"
+        );
+        remove(&file);
+    }
+    let output = binary()
+        .args([
+            "--competitor",
+            "a=http://127.0.0.1:1",
+            "--platform",
+            "inference=https://127.0.0.1:1/v1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--platform"));
 }

@@ -8,6 +8,7 @@ mod failures;
 mod hardening;
 mod lifecycle;
 mod openai_sdk;
+mod platform;
 mod relay;
 mod routing;
 mod support;
