@@ -215,6 +215,15 @@ pub struct Args {
     )]
     pub public_url: Option<String>,
 
+    /// Longest an artifact link stays valid: its capability expires this long after the chat request that minted it [env: JANUS_ARTIFACT_TTL] [default: 3600s]
+    #[arg(
+        long,
+        env = "JANUS_ARTIFACT_TTL",
+        value_name = "DURATION",
+        hide_env = true
+    )]
+    pub artifact_ttl: Option<String>,
+
     /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
     #[command(flatten)]
     pub serve: ServeFlags<GatewayEnv>,
@@ -239,6 +248,7 @@ struct FileConfig {
     max_response_bytes: Option<u64>,
     platform_key_file: Option<PathBuf>,
     public_url: Option<String>,
+    artifact_ttl: Option<String>,
     #[serde(default, rename = "competitor")]
     competitors: Vec<FileCompetitor>,
     #[serde(flatten)]
@@ -322,6 +332,8 @@ pub struct Config {
     pub signing_keys: Option<SigningKeys>,
     /// Base URL clients see (no trailing slash); `None`: `http://<listen>`.
     pub public_url: Option<String>,
+    /// Longest an artifact capability lives, counted from the chat request that minted it.
+    pub artifact_ttl: Duration,
     /// Connection handling, including the shutdown grace period for in-flight streams.
     pub serve: ServeConfig,
     /// Log format.
@@ -352,6 +364,7 @@ impl Config {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             signing_keys: None,
             public_url: None,
+            artifact_ttl: Duration::from_secs(janus_core::contract::DEFAULT_ARTIFACT_TTL_SECONDS),
             serve: default_serve(),
             log_format: LogFormat::Json,
             health_interval: Duration::from_secs(10),
@@ -536,7 +549,7 @@ impl Args {
         };
         config.competitors = competitors;
 
-        let durations: [(&str, Option<String>, &mut Duration); 6] = [
+        let durations: [(&str, Option<String>, &mut Duration); 7] = [
             (
                 "--keepalive-interval",
                 self.keepalive_interval.or(file.keepalive_interval),
@@ -567,11 +580,19 @@ impl Args {
                 self.cold_start_backoff.or(file.cold_start_backoff),
                 &mut config.retry.initial_backoff,
             ),
+            (
+                "--artifact-ttl",
+                self.artifact_ttl.or(file.artifact_ttl),
+                &mut config.artifact_ttl,
+            ),
         ];
         for (setting, value, slot) in durations {
             if let Some(value) = value {
                 *slot = parse_duration(&value, setting)?;
             }
+        }
+        if config.artifact_ttl < Duration::from_secs(1) {
+            return Err(invalid("--artifact-ttl", "must be at least 1s"));
         }
         if config.keepalive_interval >= janus_core::contract::MAX_GAP {
             return Err(invalid(

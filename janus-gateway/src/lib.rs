@@ -15,9 +15,12 @@
 //! - `health`: background `/health` probes of competitors.
 //! - `metrics`: Prometheus metrics; `access`: the per-request log line.
 //! - `signing`: HMAC-signed stateless tokens (platform grants, artifact capabilities).
+//! - `artifacts`: the artifact capability of each chat request and the
+//!   `/v1/artifacts/<capability>/<artifact-id>` download route.
 //! - `error`: [`GatewayError`] → status, envelope, log level, in one place.
 
 mod access;
+mod artifacts;
 mod config;
 mod error;
 mod health;

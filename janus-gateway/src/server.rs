@@ -11,7 +11,9 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use janus_core::contract::{CHAT_COMPLETIONS_PATH, HEALTH_PATH, METRICS_PATH, MODELS_PATH};
+use janus_core::contract::{
+    ARTIFACTS_ROUTE_PREFIX, CHAT_COMPLETIONS_PATH, HEALTH_PATH, METRICS_PATH, MODELS_PATH,
+};
 use janus_http::response::{error_response as envelope_response, json_response, metrics_response};
 use janus_http::{Drain, RequestId, TraceContext};
 use serde_json::{json, Value};
@@ -20,6 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::access::AccessRecord;
+use crate::artifacts;
 use crate::config::{CompetitorConfig, Config};
 use crate::error::GatewayError;
 use crate::health::{spawn_probes, HealthState};
@@ -45,7 +48,6 @@ struct Gateway {
     chat_urls: HashMap<String, http::Uri>,
     drain: Drain,
     /// Signs and verifies platform grants and artifact capabilities.
-    #[allow(dead_code)] // read by the platform and artifact routes, which land next
     signing: SigningKeys,
 }
 
@@ -168,6 +170,27 @@ impl Gateway {
                 Err(e) => error_response(&e),
             },
             METRICS_PATH => not_allowed("GET"),
+            // No API key: the capability in the path is the credential.
+            _ if path.starts_with(ARTIFACTS_ROUTE_PREFIX) => {
+                if method != Method::GET && method != Method::HEAD {
+                    return not_allowed("GET, HEAD");
+                }
+                let rest = &path[ARTIFACTS_ROUTE_PREFIX.len()..];
+                let downloaded = artifacts::download(
+                    &self.config,
+                    &self.client,
+                    &self.signing,
+                    &method,
+                    rest,
+                    request.headers(),
+                    request_id.header_value(),
+                )
+                .await;
+                match downloaded {
+                    Ok(response) => response,
+                    Err(error) => artifact_error(&error),
+                }
+            }
             _ => error_response(&GatewayError::NotFound(format!("{method} {path}"))),
         }
     }
@@ -275,6 +298,12 @@ impl Gateway {
                     .get(upstream::BASELINE_AGENT_HEADER)
                     .filter(|v| janus_http::accept_id(v.as_bytes()))
                     .cloned(),
+                artifact_base: artifacts::base_header(
+                    &self.config,
+                    &self.signing,
+                    &competitor_id,
+                    janus_core::unix_now(),
+                ),
             },
         };
         let deadline = started + timeout;
@@ -486,6 +515,22 @@ struct Prepared {
     body: Bytes,
     stream: bool,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// An artifact route error: the envelope, `Content-Range: bytes */size` on a 416, and the
+/// download's security headers (an error body is no more trusted to render than a file).
+fn artifact_error(error: &GatewayError) -> Response<ResponseBody> {
+    if error.is_server_side() {
+        tracing::warn!(error = %error, "artifact download failed");
+    }
+    let mut response = error_response(error);
+    if let GatewayError::RangeNotSatisfiable { size: Some(size) } = error {
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    artifacts::insert_security_headers(response.headers_mut());
+    response
 }
 
 fn set_competitor(response: &mut Response<ResponseBody>, competitor: &str) {

@@ -11,7 +11,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use janus_core::contract::{
-    CHAT_COMPLETIONS_PATH, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, TRACEPARENT_HEADER,
+    ARTIFACT_BASE_HEADER, CHAT_COMPLETIONS_PATH, CORRELATION_ID_HEADER, REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
 };
 use janus_core::ErrorEnvelope;
 use janus_http::{TraceContext, TRACESTATE_HEADER};
@@ -51,6 +52,8 @@ pub struct ForwardHeaders {
     pub trace: TraceContext,
     /// `X-Baseline-Agent`, when the client sent a short printable one.
     pub baseline_agent: Option<HeaderValue>,
+    /// `X-Janus-Artifact-Base`: where the competitor links its served artifacts.
+    pub artifact_base: Option<HeaderValue>,
 }
 
 /// One call to a competitor.
@@ -100,6 +103,9 @@ impl UpstreamCall {
         }
         if let Some(value) = &self.headers.baseline_agent {
             builder = builder.header(BASELINE_AGENT_HEADER, value.clone());
+        }
+        if let Some(value) = &self.headers.artifact_base {
+            builder = builder.header(ARTIFACT_BASE_HEADER, value.clone());
         }
         builder
             .body(Full::new(self.body.clone()))

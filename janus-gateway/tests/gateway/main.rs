@@ -2,6 +2,7 @@
 //! Competitors here are small scripted hyper servers (test doubles for real competitors).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod artifacts;
 mod config;
 mod failures;
 mod lifecycle;
