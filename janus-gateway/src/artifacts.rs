@@ -20,7 +20,6 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use janus_core::contract::{
     ARTIFACTS_ROUTE_PREFIX, COMPETITOR_ARTIFACTS_PREFIX, REQUEST_ID_HEADER,
 };
@@ -283,16 +282,16 @@ fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&s
 /// The competitor's body, relayed frame by frame, ended with an error if the competitor
 /// stays silent for `idle` while the client is waiting for data. The timer only runs
 /// while a frame has been asked for and not yet delivered, so a slow client never trips it.
-struct IdleTimeoutBody {
-    inner: Incoming,
+struct IdleTimeoutBody<B> {
+    inner: B,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
     /// A frame has been asked for and the timer armed for it.
     waiting: bool,
 }
 
-impl IdleTimeoutBody {
-    fn new(inner: Incoming, idle: Duration) -> Self {
+impl<B> IdleTimeoutBody<B> {
+    fn new(inner: B, idle: Duration) -> Self {
         IdleTimeoutBody {
             inner,
             idle,
@@ -302,7 +301,11 @@ impl IdleTimeoutBody {
     }
 }
 
-impl Body for IdleTimeoutBody {
+impl<B> Body for IdleTimeoutBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -319,7 +322,7 @@ impl Body for IdleTimeoutBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.waiting = false;
-                Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(BoxError::from(format!(
@@ -385,6 +388,39 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// A body that yields one frame, then nothing, ever.
+    struct Stalls(bool);
+
+    impl Body for Stalls {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if std::mem::replace(&mut self.0, true) {
+                Poll::Pending
+            } else {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_competitor_ends_the_download_but_a_slow_client_does_not() {
+        use http_body_util::BodyExt as _;
+        let mut body = IdleTimeoutBody::new(Stalls(false), Duration::from_secs(30));
+        assert!(body.frame().await.unwrap().is_ok());
+        // The client takes its time before asking again: that is not the competitor's
+        // silence.
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        let asked = tokio::time::Instant::now();
+        let error = body.frame().await.unwrap().unwrap_err();
+        assert_eq!(asked.elapsed(), Duration::from_secs(30));
+        assert!(error.to_string().contains("30s"), "{error}");
     }
 
     #[test]

@@ -706,13 +706,15 @@ async fn two_hundred_megabytes() {
     // The peak after, against the resident size before: any transient buffering shows.
     let growth_kib = hwm_after.saturating_sub(rss_before);
     eprintln!(
-        "200 MB download: {frames} frames in {:.1?}; gateway VmRSS {rss_before} -> {rss_after} KiB \
-         (peak sampled {peak_during} KiB), VmHWM {hwm_before} -> {hwm_after} KiB, growth {growth_kib} KiB",
+        "200 MB download: {frames} frames in {:.1?}; gateway VmRSS {rss_before} -> \
+         {rss_after} KiB (peak sampled {peak_during} KiB), VmHWM {hwm_before} -> {hwm_after} \
+         KiB, growth {growth_kib} KiB",
         started.elapsed()
     );
     assert!(
         growth_kib < 20 * 1024,
-        "gateway memory grew by {growth_kib} KiB streaming 200 MB (VmRSS before {rss_before}, VmHWM after {hwm_after})"
+        "gateway memory grew by {growth_kib} KiB streaming 200 MB \
+         (VmRSS before {rss_before}, VmHWM after {hwm_after})"
     );
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
