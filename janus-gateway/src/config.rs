@@ -330,7 +330,8 @@ pub struct Config {
     /// Keys for grants and capabilities; `None`: a random key made at startup (tokens then
     /// verify on this process only).
     pub signing_keys: Option<SigningKeys>,
-    /// Base URL clients see (no trailing slash); `None`: `http://<listen>`.
+    /// Base URL clients see (no trailing slash); `None`: `http://` and the address the
+    /// listener is bound to.
     pub public_url: Option<String>,
     /// Longest an artifact capability lives, counted from the chat request that minted it.
     pub artifact_ttl: Duration,

@@ -56,9 +56,14 @@ struct Gateway {
 /// `[DONE]`.
 pub async fn run(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    // Without --public-url, links name the address actually bound (port 0 resolved), not
+    // the configured one.
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{}", listener.local_addr()?));
+    }
     let client = build_client(config.connect_timeout);
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(HealthState::default());

@@ -399,22 +399,21 @@ async fn tampered_forged_and_expired_capabilities_are_refused() {
 }
 
 #[tokio::test]
-async fn the_artifact_ttl_setting_bounds_the_capability() {
+async fn the_artifact_ttl_setting_bounds_the_capability_and_links_name_the_bound_port() {
     let sdk = start_publisher(Arc::new(pseudo_random(1_100_000))).await;
     let dir = temp_dir("ttl");
     let keys = key_file(&dir, KEY);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = test_config(vec![competitor("maker", &sdk.url)]);
     config.signing_keys = Some(SigningKeys::from_file(&keys).unwrap());
-    config.public_url = Some(format!("http://{}", listener.local_addr().unwrap()));
     config.artifact_ttl = Duration::from_secs(120);
-    let gateway = Gateway::start_on(listener, config.clone());
+    // No public URL: links name the port actually bound, not the configured listen address.
+    let gateway = Gateway::start(config).await;
     let reply = call(gateway.addr, chat_request(&plain_body("maker"))).await;
     let url = reply.json()["choices"][0]["message"]["artifacts"][0]["url"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (token, _) = split(path_of(&url, &config.public_base()));
+    let (token, _) = split(path_of(&url, &format!("http://{}", gateway.addr)));
     let payload = URL_SAFE_NO_PAD
         .decode(token.split_once('.').unwrap().0)
         .unwrap();
@@ -718,4 +717,37 @@ async fn two_hundred_megabytes() {
     );
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn every_chat_request_carries_the_gateways_base_never_the_clients() {
+    let sse = format!("{}data: [DONE]\n\n", chunk("hi"));
+    let a = crate::support::Competitor::start(move |_, _| Script::sse(vec![send(&sse)])).await;
+    let gateway = Gateway::start(test_config(vec![a.config("a")])).await;
+    for body in [stream_body("a"), plain_body("a")] {
+        let mut request = chat_request(&body);
+        // A client cannot choose where a competitor's links point.
+        request.headers_mut().insert(
+            "x-janus-artifact-base",
+            "http://elsewhere.example/".parse().unwrap(),
+        );
+        call(gateway.addr, request).await;
+    }
+    let requests = a.requests();
+    assert_eq!(requests.len(), 2);
+    let prefix = format!("http://{}/v1/artifacts/", gateway.addr);
+    for request in &requests {
+        let bases: Vec<_> = request
+            .headers
+            .get_all("x-janus-artifact-base")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(bases.len(), 1, "{bases:?}");
+        assert!(
+            bases[0].starts_with(&prefix) && bases[0].ends_with('/'),
+            "{}",
+            bases[0]
+        );
+    }
 }
