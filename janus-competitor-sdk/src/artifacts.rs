@@ -2,12 +2,15 @@
 //!
 //! Up to 1,000,000 bytes an artifact travels inline as a base64 `data:` URL. Larger ones are
 //! written to the artifact directory under their generated id and served by the SDK at
-//! `/artifacts/<id>`. File names on disk are only ever ids the store generated itself and
-//! looked up in its own index, so no request can name a path outside the directory.
+//! `/artifacts/<id>` (single byte ranges honoured). Their links start with the request's
+//! artifact prefix: the gateway's `X-Janus-Artifact-Base` when the request came through a
+//! gateway, so clients download through it, else the competitor's own base. File names on
+//! disk are only ever ids the store generated itself and looked up in its own index, so no
+//! request can name a path outside the directory.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use janus_core::contract::{DATA_URL_MAX_BYTES, DEFAULT_ARTIFACT_TTL_SECONDS};
-use janus_core::{ArtifactDescriptor, CompetitorError};
+use janus_core::{is_artifact_id, ArtifactDescriptor, CompetitorError};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -132,10 +135,10 @@ impl ArtifactStore {
         bytes: Vec<u8>,
         display_name: &str,
         mime_type: &str,
-        base_url: &str,
+        prefix: &str,
     ) -> Result<ArtifactDescriptor, ArtifactStoreError> {
         let mut descriptor = ArtifactDescriptor::for_bytes(&bytes, display_name, mime_type, "");
-        descriptor.url = format!("{base_url}/artifacts/{}", descriptor.id);
+        descriptor.url = format!("{prefix}{}", descriptor.id);
         descriptor.ttl_seconds = Some(self.ttl.as_secs());
         let path = self.dir.join(&descriptor.id);
         let dir = self.dir.clone();
@@ -174,32 +177,24 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
-/// `artf_` followed by 1–64 lowercase hex digits: the only names the store ever creates.
-pub(crate) fn is_artifact_id(id: &str) -> bool {
-    id.strip_prefix("artf_").is_some_and(|hex| {
-        (1..=64).contains(&hex.len())
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
-/// Where the artifacts of the request being handled go: the server's store and the base
-/// URL their links start with.
+/// Where the artifacts of the request being handled go: the server's store and the URL
+/// prefix their links start with — the gateway's `X-Janus-Artifact-Base` when the request
+/// came through a gateway, else the competitor's own `<base>/artifacts/`.
 ///
 /// Inside a handler, [`Artifacts::current`] returns it; clone it into tasks the handler
 /// spawns (the current one is only visible on the handler's own task).
 #[derive(Clone)]
 pub struct Artifacts {
     store: Arc<ArtifactStore>,
-    base_url: Arc<str>,
+    /// Ends with `/`; a served artifact's URL is this followed by its id.
+    prefix: Arc<str>,
 }
 
 impl fmt::Debug for Artifacts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Artifacts")
             .field("dir", &self.store.dir)
-            .field("base_url", &self.base_url)
+            .field("prefix", &self.prefix)
             .finish()
     }
 }
@@ -209,10 +204,11 @@ tokio::task_local! {
 }
 
 impl Artifacts {
-    pub(crate) fn new(store: Arc<ArtifactStore>, base_url: String) -> Self {
+    /// `prefix` must end with `/` (the server makes sure).
+    pub(crate) fn new(store: Arc<ArtifactStore>, prefix: String) -> Self {
         Artifacts {
             store,
-            base_url: base_url.trim_end_matches('/').into(),
+            prefix: prefix.into(),
         }
     }
 
@@ -227,7 +223,8 @@ impl Artifacts {
     }
 
     /// Describes `bytes` (sha256, size, type, TTL) and makes them retrievable: inline as a
-    /// `data:` URL up to 1,000,000 bytes, else as a file served at `/artifacts/<id>`.
+    /// `data:` URL up to 1,000,000 bytes, else as a file served at `/artifacts/<id>` and
+    /// linked under the request's artifact prefix (through the gateway when there is one).
     pub async fn publish(
         &self,
         bytes: impl Into<Vec<u8>>,
@@ -240,7 +237,7 @@ impl Artifacts {
             return Ok(inline(&bytes, display_name, mime_type));
         }
         self.store
-            .write(bytes, display_name, mime_type, &self.base_url)
+            .write(bytes, display_name, mime_type, &self.prefix)
             .await
     }
 }
@@ -253,7 +250,8 @@ fn inline(bytes: &[u8], display_name: &str, mime_type: &str) -> ArtifactDescript
 /// Builds an artifact descriptor from bytes, a display name and a MIME type, in one call.
 ///
 /// Up to 1,000,000 bytes the artifact is a `data:` URL; larger ones are written to the
-/// competitor's artifact directory and served at `<public base URL>/artifacts/<id>`. Send
+/// competitor's artifact directory, served at `/artifacts/<id>`, and linked through the
+/// gateway (`X-Janus-Artifact-Base`) or at `<public base URL>/artifacts/<id>`. Send
 /// the result with [`EventWriter::artifact`](janus_core::EventWriter::artifact).
 ///
 /// Large artifacts need the request's store, which is reachable on the handler's own task;
@@ -276,8 +274,9 @@ pub async fn publish_artifact(
     }
 }
 
-/// Reads a stored artifact in a blocking task and hands it over in 64 KiB pieces; the
-/// small channel keeps at most a few pieces in memory when the client reads slowly.
+/// Reads `len` bytes of a stored artifact from `offset` in a blocking task and hands them
+/// over in 64 KiB pieces; the small channel keeps at most a few pieces in memory when the
+/// client reads slowly.
 pub(crate) struct FileBody {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     remaining: u64,
@@ -294,11 +293,15 @@ impl fmt::Debug for FileBody {
 const FILE_PIECE: usize = 64 * 1024;
 
 impl FileBody {
-    pub(crate) fn open(path: PathBuf, size: u64) -> FileBody {
+    pub(crate) fn open(path: PathBuf, offset: u64, len: u64) -> FileBody {
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
-            let mut file = match std::fs::File::open(&path) {
-                Ok(file) => file,
+            let file = std::fs::File::open(&path).and_then(|mut file| {
+                file.seek(io::SeekFrom::Start(offset))?;
+                Ok(file)
+            });
+            let mut file = match file {
+                Ok(file) => file.take(len),
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));
                     return;
@@ -323,10 +326,7 @@ impl FileBody {
                 }
             }
         });
-        FileBody {
-            rx,
-            remaining: size,
-        }
+        FileBody { rx, remaining: len }
     }
 }
 
@@ -358,57 +358,10 @@ impl Body for FileBody {
     }
 }
 
-/// `attachment; filename="…"` with everything but safe ASCII replaced by `_`.
-pub(crate) fn content_disposition(display_name: &str) -> String {
-    let safe: String = display_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || " ._-+()[]".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let safe = if safe.trim().is_empty() {
-        "artifact".to_owned()
-    } else {
-        safe
-    };
-    format!("attachment; filename=\"{safe}\"")
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_generated_ids_are_artifact_ids() {
-        assert!(is_artifact_id(&janus_core::new_artifact_id()));
-        for bad in [
-            "",
-            "artf_",
-            "artf_../etc",
-            "artf_ABC",
-            "../artf_00",
-            "artf_00/..",
-            "artf_00%2f",
-            "artf_00.part",
-        ] {
-            assert!(!is_artifact_id(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn content_disposition_is_header_safe() {
-        assert_eq!(
-            content_disposition("a\"b\r\n.txt"),
-            "attachment; filename=\"a_b__.txt\""
-        );
-        assert_eq!(content_disposition(""), "attachment; filename=\"artifact\"");
-        assert!(http::HeaderValue::from_str(&content_disposition("日本.csv")).is_ok());
-    }
 
     #[tokio::test]
     async fn small_artifacts_work_outside_a_handler() {

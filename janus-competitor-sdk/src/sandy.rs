@@ -768,10 +768,11 @@ impl SandboxSession {
 
     /// Descriptors for every file in `/workspace/artifacts`, with sha256 and size from the
     /// bytes read: a `data:` URL up to 1,000,000 bytes; larger files are copied into the
-    /// competitor's artifact store, so they stay downloadable for their TTL after
-    /// [`finish`](SandboxSession::finish) terminates the sandbox. Only outside a handler
-    /// (no store, e.g. a unit test) does a large artifact point at the sandbox's own URL,
-    /// which stops working with the sandbox.
+    /// competitor's artifact store (linked under the request's artifact prefix, the
+    /// gateway's `X-Janus-Artifact-Base` when there is one), so they stay downloadable for
+    /// their TTL after [`finish`](SandboxSession::finish) terminates the sandbox. Only
+    /// outside a handler (no store, e.g. a unit test) does a large artifact point at the
+    /// sandbox's own URL, which stops working with the sandbox.
     pub async fn collect_artifacts(&self) -> Result<Vec<ArtifactDescriptor>, SandyError> {
         let listing = match self
             .client

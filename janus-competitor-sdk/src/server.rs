@@ -13,10 +13,13 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use janus_core::contract::{
-    CHAT_COMPLETIONS_PATH, CORRELATION_ID_HEADER, EVENT_STREAM_CONTENT_TYPE, HEALTH_PATH,
-    METRICS_PATH, TRACEPARENT_HEADER,
+    ARTIFACT_BASE_HEADER, CHAT_COMPLETIONS_PATH, CORRELATION_ID_HEADER, EVENT_STREAM_CONTENT_TYPE,
+    HEALTH_PATH, METRICS_PATH, TRACEPARENT_HEADER,
 };
-use janus_core::{validate_request, Competitor, ErrorEnvelope, ErrorKind, RequestContext};
+use janus_core::{
+    content_disposition, validate_request, ByteRange, Competitor, ErrorEnvelope, ErrorKind,
+    RequestContext,
+};
 use janus_http::response::{
     empty, error_response, json_response, method_not_allowed as method_not_allowed_for,
     metrics_response, not_found, BoxError, ResponseBody,
@@ -25,13 +28,15 @@ use janus_http::{Drain, RequestId};
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
-use crate::artifacts::{content_disposition, ArtifactStore, Artifacts, FileBody};
+use crate::artifacts::{ArtifactStore, Artifacts, FileBody};
 use crate::config::ServeConfig;
 use crate::metrics::{Metrics, Mode};
 use crate::respond::{complete, spawn_handler, ChunkBuilder, RequestRecord, SseBody};
 
 /// Path prefix of stored artifacts.
-const ARTIFACTS_PREFIX: &str = "/artifacts/";
+const ARTIFACTS_PREFIX: &str = janus_core::contract::COMPETITOR_ARTIFACTS_PREFIX;
+/// Longest `X-Janus-Artifact-Base` taken as a link prefix.
+const MAX_ARTIFACT_BASE_BYTES: usize = 2048;
 /// How often expired artifact files are deleted.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// A readiness check slower than this counts as "not ready".
@@ -167,13 +172,32 @@ impl<C: Competitor> Server<C> {
             };
         }
         if let Some(id) = path.strip_prefix(ARTIFACTS_PREFIX) {
+            let range = request
+                .headers()
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok());
             return match *method {
-                Method::GET => self.artifact(id, false),
-                Method::HEAD => self.artifact(id, true),
+                Method::GET => self.artifact(id, range, false),
+                Method::HEAD => self.artifact(id, range, true),
                 _ => method_not_allowed(method, "GET, HEAD"),
             };
         }
         not_found("unknown path", "not_found")
+    }
+
+    /// The prefix of this request's artifact links (ends with `/`): the gateway's
+    /// `X-Janus-Artifact-Base` when it sent a usable one, so links go through the gateway
+    /// from the start; else `<own base>/artifacts/`.
+    fn artifact_prefix(&self, parts: &Parts) -> String {
+        if let Some(base) = parts
+            .headers
+            .get(ARTIFACT_BASE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|base| is_artifact_base(base))
+        {
+            return base.to_owned();
+        }
+        format!("{}{ARTIFACTS_PREFIX}", self.artifact_base_url(parts))
     }
 
     /// `http://host` for artifact links: the configured base, else the request's authority,
@@ -245,7 +269,7 @@ impl<C: Competitor> Server<C> {
         };
         let chunks = ChunkBuilder::new(&request.model);
         let include_usage = request.include_usage();
-        let artifacts = Artifacts::new(self.artifacts.clone(), self.artifact_base_url(&parts));
+        let artifacts = Artifacts::new(self.artifacts.clone(), self.artifact_prefix(&parts));
         let task = spawn_handler(
             self.competitor.clone(),
             request,
@@ -312,27 +336,65 @@ impl<C: Competitor> Server<C> {
         json_response(status, body.to_string())
     }
 
-    fn artifact(&self, id: &str, head: bool) -> Response<ResponseBody> {
+    /// A stored artifact, whole or one byte range (206); a range past the end is 416.
+    fn artifact(&self, id: &str, range: Option<&str>, head: bool) -> Response<ResponseBody> {
         let Some(stored) = self.artifacts.get(id) else {
             return not_found(
                 "no such artifact (unknown or expired)",
                 "artifact_not_found",
             );
         };
-        tracing::info!(artifact_id = id, size = stored.size, "serving artifact");
+        // Several ranges or a malformed header: the whole file (RFC 9110 allows ignoring it).
+        let range = range.and_then(ByteRange::parse);
+        let (status, first, len) = match range.map(|r| r.resolve(stored.size)) {
+            None => (StatusCode::OK, 0, stored.size),
+            Some(Some((first, last))) => (StatusCode::PARTIAL_CONTENT, first, last - first + 1),
+            Some(None) => {
+                let mut response = error_response(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    &ErrorEnvelope::new(
+                        ErrorKind::InvalidRequest,
+                        format!(
+                            "the requested range is outside the artifact's {} bytes",
+                            stored.size
+                        ),
+                        Some("range_not_satisfiable"),
+                    ),
+                );
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", stored.size)) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                return response;
+            }
+        };
+        tracing::info!(
+            artifact_id = id,
+            size = stored.size,
+            first,
+            len,
+            "serving artifact"
+        );
         let body = if head {
             empty()
         } else {
-            FileBody::open(stored.path.clone(), stored.size)
+            FileBody::open(stored.path.clone(), first, len)
                 .map_err(BoxError::from)
                 .boxed_unsync()
         };
         let mut response = Response::new(body);
+        *response.status_mut() = status;
         let headers = response.headers_mut();
         let content_type = HeaderValue::from_str(&stored.mime_type)
             .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
         headers.insert(header::CONTENT_TYPE, content_type);
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.size));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        if status == StatusCode::PARTIAL_CONTENT {
+            let value = format!("bytes {first}-{}/{}", first + len - 1, stored.size);
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+        }
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Ok(value) = HeaderValue::from_str(&content_disposition(&stored.display_name)) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
@@ -340,11 +402,27 @@ impl<C: Competitor> Server<C> {
             headers.insert("x-artifact-id", value);
         }
         headers.insert("x-artifact-size", HeaderValue::from(stored.size));
+        // Never rendered as a page of this origin, whatever the file holds.
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
         response
     }
+}
+
+/// A usable `X-Janus-Artifact-Base`: an absolute http(s) URL ending in `/`, printable
+/// ASCII without quotes or spaces, so it can go verbatim into a markdown link.
+fn is_artifact_base(base: &str) -> bool {
+    base.len() <= MAX_ARTIFACT_BASE_BYTES
+        && (base.starts_with("http://") || base.starts_with("https://"))
+        && base.ends_with('/')
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"<>\\`(){}|^".contains(&b))
 }

@@ -41,6 +41,13 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 /// W3C trace context header.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// Request header from the gateway: the URL prefix (ending in `/`) under which the
+/// competitor publishes served artifacts, `<base><artifact-id>`.
+pub const ARTIFACT_BASE_HEADER: &str = "x-janus-artifact-base";
+/// The gateway's artifact route: `<prefix><capability>/<artifact-id>`.
+pub const ARTIFACTS_ROUTE_PREFIX: &str = "/v1/artifacts/";
+/// Where a competitor serves its stored artifacts: `<prefix><artifact-id>`.
+pub const COMPETITOR_ARTIFACTS_PREFIX: &str = "/artifacts/";
 
 /// Whether a client-sent `X-Request-Id` is kept as it is: 1-200 visible ASCII characters.
 /// Anything else is replaced by a generated id, so ids are always safe to log and forward.

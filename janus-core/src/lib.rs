@@ -6,6 +6,8 @@
 //! - [`chat`](crate::ChatCompletionRequest) wire types: request, messages, content parts,
 //!   response, chunk, delta, tool calls, `janus` events, extended usage.
 //! - [`ArtifactDescriptor`] and the artifact helpers (`data:` URLs, sha256, verification).
+//! - `download`: what artifact servers share: [`is_artifact_id`], [`content_disposition`]
+//!   (RFC 6266), [`ByteRange`].
 //! - [`ErrorEnvelope`]: the OpenAI error envelope and the error codes Janus uses.
 //! - [`validate_request`]: request bytes in, typed request or a precise error out.
 //! - [`sse`]: the SSE decoder and encoder (no I/O), with event-boundary tracking for relays.
@@ -20,6 +22,7 @@ mod artifact;
 mod chat;
 mod competitor;
 pub mod contract;
+mod download;
 mod error;
 mod ids;
 pub mod sse;
@@ -40,6 +43,10 @@ pub use chat::{
 pub use competitor::{
     Competitor, CompetitorError, CompetitorEvent, EventWriter, PlatformAccess, RequestContext,
     RequestHeaders, WriterClosed,
+};
+pub use download::{
+    content_disposition, content_disposition_filename, is_artifact_id, parse_content_range,
+    ByteRange,
 };
 pub use error::{error_chain, ErrorBody, ErrorEnvelope, ErrorKind};
 pub use ids::{new_artifact_id, new_completion_id, new_request_id, random_hex, unix_now};

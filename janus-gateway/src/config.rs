@@ -267,6 +267,14 @@ pub struct Args {
         hide_env = true
     )]
     pub platform_public_url: Option<String>,
+    /// Longest an artifact link stays valid: its capability expires this long after the chat request that minted it [env: JANUS_ARTIFACT_TTL] [default: 3600s]
+    #[arg(
+        long,
+        env = "JANUS_ARTIFACT_TTL",
+        value_name = "DURATION",
+        hide_env = true
+    )]
+    pub artifact_ttl: Option<String>,
 
     /// Connection handling: header-read, body and idle timeouts, connection cap, HTTP/2 streams.
     #[command(flatten)]
@@ -296,6 +304,7 @@ struct FileConfig {
     no_ui: Option<bool>,
     platform_listen: Option<String>,
     platform_public_url: Option<String>,
+    artifact_ttl: Option<String>,
     #[serde(default, rename = "competitor")]
     competitors: Vec<FileCompetitor>,
     #[serde(default, rename = "platform")]
@@ -480,7 +489,8 @@ pub struct Config {
     /// Keys for grants and capabilities; `None`: a random key made at startup (tokens then
     /// verify on this process only).
     pub signing_keys: Option<SigningKeys>,
-    /// Base URL clients see (no trailing slash); `None`: `http://<listen>`.
+    /// Base URL clients see (no trailing slash); `None`: `http://` and the address the
+    /// listener is bound to.
     pub public_url: Option<String>,
     /// Serve the chat UI at `/` (off with `--no-ui`).
     pub ui: bool,
@@ -493,6 +503,8 @@ pub struct Config {
     pub platform_public_url: Option<String>,
     /// Per-request platform budgets by competitor id; others get [`Budget::default`].
     pub budgets: std::collections::HashMap<String, Budget>,
+    /// Longest an artifact capability lives, counted from the chat request that minted it.
+    pub artifact_ttl: Duration,
     /// Connection handling, including the shutdown grace period for in-flight streams.
     pub serve: ServeConfig,
     /// Log format.
@@ -530,6 +542,7 @@ impl Config {
             platform_listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             platform_public_url: None,
             budgets: std::collections::HashMap::new(),
+            artifact_ttl: Duration::from_secs(janus_core::contract::DEFAULT_ARTIFACT_TTL_SECONDS),
             serve: default_serve(),
             log_format: LogFormat::Json,
             health_interval: Duration::from_secs(10),
@@ -818,7 +831,7 @@ impl Args {
         config.competitors = competitors;
         config.launch = launch;
 
-        let durations: [(&str, Option<String>, &mut Duration); 6] = [
+        let durations: [(&str, Option<String>, &mut Duration); 7] = [
             (
                 "--keepalive-interval",
                 self.keepalive_interval.or(file.keepalive_interval),
@@ -849,11 +862,19 @@ impl Args {
                 self.cold_start_backoff.or(file.cold_start_backoff),
                 &mut config.retry.initial_backoff,
             ),
+            (
+                "--artifact-ttl",
+                self.artifact_ttl.or(file.artifact_ttl),
+                &mut config.artifact_ttl,
+            ),
         ];
         for (setting, value, slot) in durations {
             if let Some(value) = value {
                 *slot = parse_duration(&value, setting)?;
             }
+        }
+        if config.artifact_ttl < Duration::from_secs(1) {
+            return Err(invalid("--artifact-ttl", "must be at least 1s"));
         }
         if config.keepalive_interval >= janus_core::contract::MAX_GAP {
             return Err(invalid(

@@ -86,6 +86,18 @@ pub enum GatewayError {
     /// The gateway is shutting down and the grace period ran out.
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// An artifact link whose capability does not verify (forged or altered).
+    #[error("the artifact link is not valid")]
+    CapabilityInvalid,
+    /// An artifact link that expired, or an artifact nobody has.
+    #[error("{0}")]
+    ArtifactNotFound(String),
+    /// A `Range` outside the artifact; `size` for `Content-Range: bytes */size`.
+    #[error("the requested range is outside the artifact")]
+    RangeNotSatisfiable {
+        /// The artifact's size, when the competitor said.
+        size: Option<u64>,
+    },
 }
 
 impl GatewayError {
@@ -109,6 +121,9 @@ impl GatewayError {
             | GatewayError::UpstreamReset { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::CapabilityInvalid => StatusCode::FORBIDDEN,
+            GatewayError::ArtifactNotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         }
     }
 
@@ -129,6 +144,9 @@ impl GatewayError {
             GatewayError::UpstreamReset { .. } => "upstream_reset",
             GatewayError::Timeout { .. } => "upstream_timeout",
             GatewayError::ShuttingDown => "shutting_down",
+            GatewayError::CapabilityInvalid => "invalid_capability",
+            GatewayError::ArtifactNotFound(_) => "artifact_not_found",
+            GatewayError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
         }
     }
 
@@ -162,8 +180,12 @@ impl GatewayError {
             | GatewayError::CompetitorNotFound(_)
             | GatewayError::ModelNotFound(_)
             | GatewayError::NotFound(_)
-            | GatewayError::MethodNotAllowed { .. } => ErrorKind::InvalidRequest,
-            GatewayError::Unauthorized(_) => ErrorKind::Authentication,
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::ArtifactNotFound(_)
+            | GatewayError::RangeNotSatisfiable { .. } => ErrorKind::InvalidRequest,
+            GatewayError::Unauthorized(_) | GatewayError::CapabilityInvalid => {
+                ErrorKind::Authentication
+            }
             GatewayError::CompetitorBusy(_) => ErrorKind::RateLimit,
             GatewayError::Timeout { .. } => ErrorKind::Timeout,
             _ => ErrorKind::Server,

@@ -18,10 +18,13 @@
 //! - `platform`: the platform listener (`/platform/{name}/{path}`): grants, guards,
 //!   budgets, metering; `platform_config`: its settings.
 //! - `signing`: HMAC-signed stateless tokens (platform grants, artifact capabilities).
+//! - `artifacts`: the artifact capability of each chat request and the
+//!   `/v1/artifacts/<capability>/<artifact-id>` download route.
 //! - `error`: [`GatewayError`] → status, envelope, log level, in one place.
 //! - `ui`: the chat UI (`GET /` and hashed assets under `/assets/`), embedded from `ui/`.
 
 mod access;
+mod artifacts;
 mod config;
 mod error;
 mod health;

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use janus_core::contract::{CHAT_COMPLETIONS_PATH, HEALTH_PATH, METRICS_PATH, MODELS_PATH};
+use janus_core::contract::{
+    ARTIFACTS_ROUTE_PREFIX, CHAT_COMPLETIONS_PATH, HEALTH_PATH, METRICS_PATH, MODELS_PATH,
+};
 use janus_http::response::{error_response as envelope_response, json_response, metrics_response};
 use janus_http::{Drain, RequestId, TraceContext};
 use serde_json::{json, Value};
@@ -20,6 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::access::AccessRecord;
+use crate::artifacts;
 use crate::config::{CompetitorConfig, Config};
 use crate::error::GatewayError;
 use crate::health::{spawn_probes, HealthState};
@@ -47,7 +50,6 @@ struct Gateway {
     chat_urls: HashMap<String, http::Uri>,
     drain: Drain,
     /// Signs and verifies platform grants and artifact capabilities.
-    #[allow(dead_code)] // read by the platform and artifact routes, which land next
     signing: SigningKeys,
     /// The chat UI, unless `--no-ui`.
     ui: Option<Ui>,
@@ -76,6 +78,11 @@ pub async fn run_with_platform(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut config = config;
+    // Without --public-url, links name the address actually bound (port 0 resolved), not
+    // the configured one.
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{}", listener.local_addr()?));
+    }
     let client = build_client(config.connect_timeout);
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(HealthState::default());
@@ -263,6 +270,27 @@ impl Gateway {
                 Err(e) => error_response(&e),
             },
             METRICS_PATH => not_allowed("GET"),
+            // No API key: the capability in the path is the credential.
+            _ if path.starts_with(ARTIFACTS_ROUTE_PREFIX) => {
+                if method != Method::GET && method != Method::HEAD {
+                    return not_allowed("GET, HEAD");
+                }
+                let rest = &path[ARTIFACTS_ROUTE_PREFIX.len()..];
+                let downloaded = artifacts::download(
+                    &self.config,
+                    &self.client,
+                    &self.signing,
+                    &method,
+                    rest,
+                    request.headers(),
+                    request_id.header_value(),
+                )
+                .await;
+                match downloaded {
+                    Ok(response) => response,
+                    Err(error) => artifact_error(&error),
+                }
+            }
             // The UI's page and assets need no key: the page asks for one when the API does.
             _ => match self
                 .ui
@@ -394,6 +422,12 @@ impl Gateway {
                     .cloned(),
                 deadline: Some(HeaderValue::from(deadline_ms)),
                 platform: grant.as_ref().map(|g| (g.token.clone(), g.url.clone())),
+                artifact_base: artifacts::base_header(
+                    &self.config,
+                    &self.signing,
+                    &competitor_id,
+                    janus_core::unix_now(),
+                ),
             },
         };
         let deadline = started + timeout;
@@ -624,6 +658,22 @@ struct Prepared {
     stream: bool,
     include_usage: bool,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// An artifact route error: the envelope, `Content-Range: bytes */size` on a 416, and the
+/// download's security headers (an error body is no more trusted to render than a file).
+fn artifact_error(error: &GatewayError) -> Response<ResponseBody> {
+    if error.is_server_side() {
+        tracing::warn!(error = %error, "artifact download failed");
+    }
+    let mut response = error_response(error);
+    if let GatewayError::RangeNotSatisfiable { size: Some(size) } = error {
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    artifacts::insert_security_headers(response.headers_mut());
+    response
 }
 
 fn set_competitor(response: &mut Response<ResponseBody>, competitor: &str) {

@@ -11,7 +11,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use janus_core::contract::{
-    CHAT_COMPLETIONS_PATH, CORRELATION_ID_HEADER, REQUEST_ID_HEADER, TRACEPARENT_HEADER,
+    ARTIFACT_BASE_HEADER, CHAT_COMPLETIONS_PATH, CORRELATION_ID_HEADER, REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
 };
 use janus_core::ErrorEnvelope;
 use janus_http::{TraceContext, TRACESTATE_HEADER};
@@ -55,6 +56,8 @@ pub struct ForwardHeaders {
     pub deadline: Option<HeaderValue>,
     /// `X-Janus-Platform-Token` and `X-Janus-Platform-Url`, when a grant was minted.
     pub platform: Option<(HeaderValue, HeaderValue)>,
+    /// `X-Janus-Artifact-Base`: where the competitor links its served artifacts.
+    pub artifact_base: Option<HeaderValue>,
 }
 
 /// One call to a competitor.
@@ -112,6 +115,9 @@ impl UpstreamCall {
             builder = builder
                 .header(crate::platform::PLATFORM_TOKEN_HEADER, token.clone())
                 .header(crate::platform::PLATFORM_URL_HEADER, url.clone());
+        }
+        if let Some(value) = &self.headers.artifact_base {
+            builder = builder.header(ARTIFACT_BASE_HEADER, value.clone());
         }
         builder
             .body(Full::new(self.body.clone()))

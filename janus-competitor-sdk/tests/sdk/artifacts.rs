@@ -88,8 +88,11 @@ async fn large_artifact_is_served_over_http_and_verifies() {
     assert_eq!(reply.headers["x-artifact-id"], artifact.id.as_str());
     assert_eq!(
         reply.headers["content-disposition"],
-        "attachment; filename=\"big _report_.bin\""
+        "attachment; filename=\"big _report_.bin\"; filename*=UTF-8''big%20%22report%22.bin"
     );
+    assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+    assert_eq!(reply.headers["content-security-policy"], "sandbox");
+    assert_eq!(reply.headers["accept-ranges"], "bytes");
     artifact.verify(&reply.body).unwrap();
     assert_eq!(reply.body.len(), size);
 
@@ -133,6 +136,127 @@ async fn public_base_url_is_used_for_links() {
     );
     let path = url.trim_start_matches("http://competitor.internal:8080");
     assert_eq!(get(&server.url(path)).await.status, 200);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn artifact_base_header_puts_links_under_the_gateway() {
+    let script = Script::new(vec![
+        Step::Artifact {
+            size: 1_100_000,
+            name: "a.bin",
+            mime: "application/octet-stream",
+        },
+        Step::Artifact {
+            size: 10,
+            name: "small.txt",
+            mime: "text/plain",
+        },
+    ]);
+    let mut config = config();
+    let dir = config.artifact_dir.clone();
+    // The gateway's base wins over the competitor's own configured base.
+    config.public_base_url = Some("http://competitor.internal:8080".into());
+    let server = TestServer::start(script, config).await;
+    let base = "http://gateway.example:8000/v1/artifacts/cap.abc-_/";
+    let mut request = chat_request(&server.url("/v1/chat/completions"), &body(false));
+    request
+        .headers_mut()
+        .insert("x-janus-artifact-base", base.parse().unwrap());
+    let reply = send(request).await;
+    let artifacts = reply.json()["choices"][0]["message"]["artifacts"].clone();
+    let large: ArtifactDescriptor = serde_json::from_value(artifacts[0].clone()).unwrap();
+    assert_eq!(large.url, format!("{base}{}", large.id));
+    // data: URLs are unchanged.
+    let small: ArtifactDescriptor = serde_json::from_value(artifacts[1].clone()).unwrap();
+    assert!(small.is_inline());
+    // The file is still served at the competitor's own /artifacts/<id>.
+    let direct = get(&server.url(&format!("/artifacts/{}", large.id))).await;
+    assert_eq!(direct.status, 200);
+    large.verify(&direct.body).unwrap();
+
+    // A base that is not an http(s) prefix ending in '/' is ignored.
+    for bad in [
+        "javascript:alert(1)/",
+        "http://gateway.example/v1/artifacts/cap",
+        "http://gateway.example/a b/",
+        "http://gateway.example/a)/",
+    ] {
+        let mut request = chat_request(&server.url("/v1/chat/completions"), &body(false));
+        request
+            .headers_mut()
+            .insert("x-janus-artifact-base", bad.parse().unwrap());
+        let url = send(request).await.json()["choices"][0]["message"]["artifacts"][0]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            url.starts_with("http://competitor.internal:8080/artifacts/artf_"),
+            "{bad}: {url}"
+        );
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_single_byte_range_is_honoured() {
+    let size = 1_300_000;
+    let script = Script::new(vec![Step::Artifact {
+        size,
+        name: "r.bin",
+        mime: "application/octet-stream",
+    }]);
+    let config = config();
+    let dir = config.artifact_dir.clone();
+    let server = TestServer::start(script, config).await;
+    let reply = post(&server, &body(false)).await;
+    let url = reply.json()["choices"][0]["message"]["artifacts"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let whole = pattern(size);
+    let ranged = |range: &'static str| {
+        let url = url.clone();
+        async move {
+            send(
+                http::Request::get(&url)
+                    .header("range", range)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let part = ranged("bytes=1000-1999").await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.headers["content-range"], "bytes 1000-1999/1300000");
+    assert_eq!(part.headers["content-length"], "1000");
+    assert_eq!(part.headers["x-artifact-size"], "1300000");
+    assert_eq!(&part.body[..], &whole[1000..2000]);
+
+    let tail = ranged("bytes=-10").await;
+    assert_eq!(tail.status, 206);
+    assert_eq!(&tail.body[..], &whole[size - 10..]);
+
+    let open = ranged("bytes=1299990-").await;
+    assert_eq!(open.status, 206);
+    assert_eq!(
+        open.headers["content-range"],
+        "bytes 1299990-1299999/1300000"
+    );
+    assert_eq!(&open.body[..], &whole[size - 10..]);
+
+    let past = ranged("bytes=1300000-").await;
+    assert_eq!(past.status, 416);
+    assert_eq!(past.headers["content-range"], "bytes */1300000");
+    assert_eq!(past.json()["error"]["code"], "range_not_satisfiable");
+
+    // Several ranges: the whole file (allowed by RFC 9110), never a multipart body.
+    let multi = ranged("bytes=0-1,5-6").await;
+    assert_eq!(multi.status, 200);
+    assert_eq!(multi.body.len(), size);
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -351,6 +351,37 @@ async fn large_sandbox_artifacts_stay_downloadable_after_finish() {
     assert_eq!(listed.json().unwrap()["sandboxes"], serde_json::json!([]));
 }
 
+/// Through a gateway, a large sandbox artifact is linked under the gateway's artifact base
+/// (the copy in the competitor's store is what the gateway streams).
+#[tokio::test]
+async fn large_sandbox_artifacts_get_the_gateway_base() {
+    let (sandy, _stop) = sandbox_service("true").await;
+    let url = serve_worker(SandboxWorker {
+        sandy: SandyClient::new(&sandy, None),
+        size: 1_200_000,
+        command: "echo done",
+    })
+    .await;
+    let base = "http://127.0.0.1:1/v1/artifacts/capability/";
+    let request = http::Request::post(format!("{url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("x-janus-artifact-base", base)
+        .body(Full::new(Bytes::from(
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "work"}]})
+                .to_string(),
+        )))
+        .unwrap();
+    let reply = crate::support::send(request).await;
+    assert_eq!(reply.status, 200);
+    let artifact: janus_competitor_sdk::ArtifactDescriptor =
+        serde_json::from_value(reply.json()["choices"][0]["message"]["artifacts"][0].clone())
+            .unwrap();
+    assert_eq!(artifact.url, format!("{base}{}", artifact.id));
+    let fetched = crate::support::get(&format!("{url}/artifacts/{}", artifact.id)).await;
+    assert_eq!(fetched.status, 200);
+    artifact.verify(&fetched.body).unwrap();
+}
+
 /// Regression (issue 11): a session dropped without `finish` (client gone mid-exec, the
 /// handler cancelled) left its sandbox running until its TTL.
 #[tokio::test]

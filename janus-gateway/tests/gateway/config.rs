@@ -37,6 +37,7 @@ listen = "127.0.0.1:9001"
 keepalive_interval = "1s"
 request_timeout = "60s"
 api_keys = ["from-file"]
+artifact_ttl = "10m"
 
 [[competitor]]
 id = "a"
@@ -64,6 +65,7 @@ url = "http://127.0.0.1:7002"
     assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
     assert_eq!(config.keepalive_interval, Duration::from_millis(500));
     assert_eq!(config.request_timeout, Duration::from_secs(60));
+    assert_eq!(config.artifact_ttl, Duration::from_secs(600));
     assert_eq!(config.api_keys.as_ref().map(|k| k.len()), Some(1));
     // The flag's competitor list wins; the file's options for "a" still apply.
     assert_eq!(config.competitors.len(), 1);
@@ -103,6 +105,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.retry.max_attempts, 6);
     assert_eq!(config.retry.initial_backoff, Duration::from_secs(2));
     assert_eq!(config.retry.max_backoff, Duration::from_secs(15));
+    assert_eq!(config.artifact_ttl, Duration::from_secs(3600));
 }
 
 #[test]
@@ -172,6 +175,10 @@ fn invalid_settings_exit_2_naming_the_setting() {
                 "/nonexistent/keys",
             ],
             "--platform-key-file",
+        ),
+        (
+            &["--competitor", "a=http://x", "--artifact-ttl", "0s"],
+            "--artifact-ttl",
         ),
         (
             &["--config", "/nonexistent/janus.toml"],
@@ -284,6 +291,9 @@ fn help_lists_every_setting_with_env_and_default() {
         "127.0.0.1:8001",
         "--platform-public-url",
         "JANUS_PLATFORM_PUBLIC_URL",
+        "--artifact-ttl",
+        "JANUS_ARTIFACT_TTL",
+        "3600s",
     ] {
         assert!(help.contains(needle), "--help lacks '{needle}':\n{help}");
     }

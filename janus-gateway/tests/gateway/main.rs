@@ -3,6 +3,7 @@
 //! the UI browser test uses a scripted SDK competitor.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod artifacts;
 mod config;
 mod failures;
 mod hardening;

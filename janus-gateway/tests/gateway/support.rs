@@ -249,7 +249,11 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(config: Config) -> Gateway {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Gateway::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
+    }
+
+    /// On a listener the test bound first (to know the address, e.g. for `public_url`).
+    pub fn start_on(listener: TcpListener, config: Config) -> Gateway {
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(janus_gateway::run(listener, config, async move {
