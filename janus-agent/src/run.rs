@@ -188,4 +188,3 @@ pub async fn run<W: Write>(config: &Config, out: W) -> Outcome {
     }
     outcome
 }
-

@@ -48,9 +48,7 @@ impl ToolOutcome {
 
 /// The OpenAI `tools` array offered to the model.
 pub fn definitions(search: bool) -> Value {
-    let function = |name: &str, description: &str, parameters: Value| {
-        json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}})
-    };
+    let function = |name: &str, description: &str, parameters: Value| json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}});
     let mut tools = vec![
         function(
             "shell",
@@ -228,14 +226,14 @@ impl Tools {
             Ok(child) => child,
             Err(e) => return ToolOutcome::failed(format!("cannot start /bin/sh: {e}")),
         };
-        let pgid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        let pgid = child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32));
         match tokio::time::timeout(timeout, child.wait_with_output()).await {
             Err(_) => {
                 if let Some(pgid) = pgid {
-                    let _ = rustix::process::kill_process_group(
-                        pgid,
-                        rustix::process::Signal::KILL,
-                    );
+                    let _ =
+                        rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
                 }
                 ToolOutcome::failed(format!(
                     "the command ran past {} s and was killed",
@@ -246,10 +244,8 @@ impl Tools {
             Ok(Ok(output)) => {
                 // Leftover background processes of the command go with it.
                 if let Some(pgid) = pgid {
-                    let _ = rustix::process::kill_process_group(
-                        pgid,
-                        rustix::process::Signal::KILL,
-                    );
+                    let _ =
+                        rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
                 }
                 let code = output.status.code().unwrap_or(-1);
                 let stdout = String::from_utf8_lossy(&output.stdout);
