@@ -8,4 +8,7 @@
 
 mod support;
 
+mod agent;
+mod check;
+mod fast;
 mod router;

@@ -1,0 +1,467 @@
+//! The agent path end to end: client → gateway → baseline → sandbox service → janus-agent
+//! → the fake LLM (through the sandbox's forward when isolated).
+
+use std::time::{Duration, Instant};
+
+use janus_baseline::Settings;
+use janus_competitor_sdk::janus_core::{data_url_decode, ArtifactDescriptor};
+use janus_competitor_sdk::{CreateOptions, SandyClient};
+use serde_json::{json, Value};
+use sha2::Digest as _;
+
+use crate::support::*;
+
+/// Writes a CSV and a PNG (stdlib only) under `artifacts/`.
+const MAKE_PY: &str = r#"import os, struct, zlib
+os.makedirs("artifacts", exist_ok=True)
+rows = [(n, n * n) for n in range(1, 11)]
+with open("artifacts/data.csv", "w") as f:
+    f.write("n,square\n")
+    for n, s in rows:
+        f.write(f"{n},{s}\n")
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+raw = b"".join(b"\x00" + bytes([min(255, s * 2), n * 20, 128]) * 10 for n, s in rows)
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+with open("artifacts/chart.png", "wb") as f:
+    f.write(png)
+print("wrote", len(rows), "rows and a 10x10 png")
+"#;
+
+const ANSWER: &str = "I wrote make.py, ran it, and saved data.csv and chart.png.";
+
+fn scripted_agent(request: &Value) -> FakeReply {
+    match steps_done(request) {
+        0 => tool_call(
+            0,
+            "write_file",
+            json!({"path": "make.py", "content": MAKE_PY}),
+        ),
+        1 => tool_call(1, "shell", json!({"command": "python3 make.py"})),
+        2 => tool_call(2, "list_files", json!({"path": "artifacts"})),
+        _ => tool_call(3, "finish", json!({"answer": ANSWER})),
+    }
+}
+
+/// The bytes the script makes, made here the same way.
+fn expected_bytes() -> (Vec<u8>, Vec<u8>) {
+    let dir = std::env::temp_dir().join(format!(
+        "janus-baseline-expected-{}",
+        janus_competitor_sdk::janus_core::random_hex(6)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("make.py"), MAKE_PY).unwrap();
+    let status = std::process::Command::new("python3")
+        .arg("make.py")
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let csv = std::fs::read(dir.join("artifacts/data.csv")).unwrap();
+    let png = std::fs::read(dir.join("artifacts/chart.png")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (csv, png)
+}
+
+fn janus_events(seen: &[Seen]) -> Vec<(String, Value)> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Janus(name, payload) => Some((name.clone(), payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn agent_settings() -> Settings {
+    Settings {
+        inference_key: Some("sk-agent-test-key".into()),
+        agent_model: "fake-agent-model".into(),
+        ..Settings::default()
+    }
+}
+
+#[tokio::test]
+async fn the_scripted_agent_writes_runs_saves_and_finishes() {
+    let llm = FakeLlm::start(scripted_agent).await;
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            settings: agent_settings(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let prompt = "Write a Python script that makes a CSV of squares and a PNG chart, run it, and give me both files.";
+    let seen = read_all(&stack.chat_url(), chat(prompt, true, Value::Null)).await;
+    assert!(error(&seen).is_none(), "{seen:?}");
+
+    // Lifecycle reasoning, in order.
+    let reasoning = reasoning(&seen);
+    let mut at = 0;
+    for line in [
+        "Creating sandbox…",
+        "Sandbox ready in ",
+        "Running agent…",
+        "→ write_file: make.py",
+        "→ shell: python3 make.py",
+        "Collecting artifacts…",
+        "Done in ",
+    ] {
+        let found = reasoning[at..]
+            .find(line)
+            .unwrap_or_else(|| panic!("no {line:?} after byte {at} in {reasoning}"));
+        at += found + line.len();
+    }
+
+    // Tool events in order, each end after its start, the shell step successful.
+    let events = janus_events(&seen);
+    let names: Vec<String> = events
+        .iter()
+        .map(
+            |(name, payload)| match payload.get("tool").and_then(Value::as_str) {
+                Some(tool) => format!("{name}:{tool}"),
+                None => name.clone(),
+            },
+        )
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "sandbox_start",
+            "tool_start:write_file",
+            "tool_end:write_file",
+            "tool_start:shell",
+            "tool_end:shell",
+            "tool_start:list_files",
+            "tool_end:list_files",
+            "tool_start:finish",
+            "tool_end:finish",
+            "artifacts",
+            "artifacts",
+            "sandbox_end",
+        ],
+        "{events:#?}"
+    );
+    let shell_end = &events[4].1;
+    assert_eq!(shell_end["ok"], true, "{shell_end}");
+    assert!(
+        shell_end["summary"]
+            .as_str()
+            .unwrap()
+            .contains("wrote 10 rows"),
+        "{shell_end}"
+    );
+    assert_eq!(events[3].1["input"]["command"], "python3 make.py");
+
+    // Both artifacts, verified by sha256 against the bytes behind the URL and against the
+    // bytes the same script makes here.
+    let (csv, png) = expected_bytes();
+    let artifacts: Vec<ArtifactDescriptor> = events
+        .iter()
+        .filter(|(name, _)| name == "artifacts")
+        .flat_map(|(_, payload)| {
+            serde_json::from_value::<Vec<ArtifactDescriptor>>(payload["items"].clone()).unwrap()
+        })
+        .collect();
+    assert_eq!(artifacts.len(), 2, "{artifacts:#?}");
+    for (name, expected, mime) in [
+        ("data.csv", &csv, "text/csv"),
+        ("chart.png", &png, "image/png"),
+    ] {
+        let artifact = artifacts
+            .iter()
+            .find(|a| a.display_name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no {name}"));
+        let bytes = data_url_decode(&artifact.url).unwrap().bytes;
+        artifact.verify(&bytes).unwrap();
+        assert_eq!(
+            &bytes, expected,
+            "{name} differs from what the script makes"
+        );
+        assert_eq!(
+            artifact.sha256.as_deref(),
+            Some(format!("{:x}", sha2::Sha256::digest(expected)).as_str())
+        );
+        assert_eq!(artifact.mime_type, mime);
+    }
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+
+    // The agent's final answer is the content; usage counts the agent's tokens and the
+    // sandbox's time.
+    assert_eq!(content(&seen), ANSWER);
+    let usage = seen
+        .iter()
+        .find_map(|s| match s {
+            Seen::Usage(u) => Some(u.clone()),
+            _ => None,
+        })
+        .expect("usage");
+    assert_eq!(usage["prompt_tokens"], 400);
+    assert_eq!(usage["completion_tokens"], 40);
+    assert!(usage["sandbox_seconds"].as_f64().unwrap() > 0.0, "{usage}");
+    assert_eq!(seen.last(), Some(&Seen::Done));
+
+    // The agent called the model with the agent model, the key, and our tools.
+    let requests = stack.llm.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 4);
+    assert!(requests.iter().all(|r| r["model"] == "fake-agent-model"));
+    assert!(requests[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .contains("CSV of squares"));
+    assert!(stack
+        .llm
+        .auth
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|a| a == "Bearer sk-agent-test-key"));
+    // The sandbox is gone.
+    let id = events[0].1["sandbox_id"].as_str().unwrap();
+    assert_eq!(sandbox_status(&stack.sandbox, id).await, "terminated");
+}
+
+async fn sandbox_status(base: &str, id: &str) -> String {
+    let response = janus_client::HttpClient::default()
+        .get(
+            &format!("{base}/api/sandboxes/{id}"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    if response.status == 404 {
+        return "gone".into();
+    }
+    response.json().unwrap()["status"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Pids of processes whose environment names this sandbox.
+fn sandbox_processes(id: &str) -> Vec<u32> {
+    let needle = format!("SANDBOX_ID={id}");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if environ
+                .split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+            {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+#[tokio::test]
+async fn a_client_disconnect_mid_agent_leaves_no_sandbox_and_no_agent_process() {
+    let llm = FakeLlm::start(|request| match steps_done(request) {
+        0 => tool_call(0, "shell", json!({"command": "sleep 30"})),
+        _ => tool_call(1, "finish", json!({"answer": "slept"})),
+    })
+    .await;
+    let stack = Stack::start(llm, StackOptions::default()).await;
+    let client = janus_client::HttpClient::default();
+    let mut stream = client
+        .post_stream(
+            &stack.chat_url(),
+            chat("Run sleep 30 in a shell", true, Value::Null),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    let mut sandbox_id = None;
+    'read: while let Some(item) = stream.next(Duration::from_secs(20)).await.unwrap() {
+        for part in interpret(item.item) {
+            match part {
+                Seen::Janus(name, payload) if name == "sandbox_start" => {
+                    sandbox_id = payload["sandbox_id"].as_str().map(str::to_owned)
+                }
+                Seen::Janus(name, payload)
+                    if name == "tool_start" && payload["tool"] == "shell" =>
+                {
+                    break 'read
+                }
+                Seen::Error(e) => panic!("{e:?}"),
+                _ => {}
+            }
+        }
+    }
+    let id = sandbox_id.expect("a sandbox_start event");
+    // The agent and its `sleep` run now: the check below can fail.
+    let running = sandbox_processes(&id);
+    assert!(
+        !running.is_empty(),
+        "no process of sandbox {id} found while the agent runs"
+    );
+    assert_eq!(sandbox_status(&stack.sandbox, &id).await, "running");
+
+    drop(stream);
+    let hung_up = Instant::now();
+    loop {
+        let status = sandbox_status(&stack.sandbox, &id).await;
+        let left = sandbox_processes(&id);
+        if (status == "terminated" || status == "gone") && left.is_empty() {
+            break;
+        }
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(1),
+            "1 s after the hang-up: sandbox {status}, processes {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "sandbox and agent gone {:?} after the hang-up",
+        hung_up.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_looping_agent_is_stopped_by_its_step_budget() {
+    let llm =
+        FakeLlm::start(|request| tool_call(steps_done(request), "list_files", json!({}))).await;
+    let settings = Settings {
+        agent_max_steps: 3,
+        ..Settings::default()
+    };
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            settings,
+            ..Default::default()
+        },
+    )
+    .await;
+    let seen = read_all(
+        &stack.chat_url(),
+        chat("loop", true, json!({"janus_path": "agent"})),
+    )
+    .await;
+    assert_eq!(
+        error(&seen).expect("an error event").message,
+        "the agent stopped without an answer: the agent used all 3 steps without finishing"
+    );
+    let starts = janus_events(&seen)
+        .iter()
+        .filter(|(n, _)| n == "tool_start")
+        .count();
+    assert_eq!(starts, 3);
+    assert_eq!(stack.llm.requests.lock().unwrap().len(), 3);
+    assert!(janus_events(&seen).iter().any(|(n, _)| n == "sandbox_end"));
+    assert_eq!(content(&seen), "");
+}
+
+#[tokio::test]
+async fn a_looping_agent_is_stopped_by_its_time_budget() {
+    let llm = FakeLlm::start(|request| {
+        tool_call(steps_done(request), "shell", json!({"command": "sleep 1"}))
+    })
+    .await;
+    // A cap of 8 s gives the agent a budget of 4 s.
+    let settings = Settings {
+        agent_timeout: Duration::from_secs(8),
+        agent_max_steps: 1000,
+        ..Settings::default()
+    };
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            settings,
+            ..Default::default()
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let seen = read_all(
+        &stack.chat_url(),
+        chat("loop", true, json!({"janus_path": "agent"})),
+    )
+    .await;
+    let message = &error(&seen).expect("an error event").message;
+    assert!(
+        message.starts_with(
+            "the agent stopped without an answer: the agent used up its time budget of 4 s after "
+        ),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let steps = stack.llm.requests.lock().unwrap().len();
+    assert!(
+        (2..=6).contains(&steps),
+        "{steps} model calls in a 4 s budget of 1 s steps"
+    );
+}
+
+#[tokio::test]
+async fn inference_down_on_the_agent_path_is_an_error_naming_it() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let llm = FakeLlm::start(|_| FakeReply::Json(500, json!({}))).await;
+    let settings = Settings {
+        agent_api_base: Some(format!("http://{closed}/v1")),
+        ..Settings::default()
+    };
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            settings,
+            ..Default::default()
+        },
+    )
+    .await;
+    let seen = read_all(
+        &stack.chat_url(),
+        chat("work", true, json!({"janus_path": "agent"})),
+    )
+    .await;
+    let message = &error(&seen).expect("an error event").message;
+    let expected = format!(
+        "the agent stopped without an answer: inference at http://{closed}/v1/chat/completions is unreachable: "
+    );
+    assert!(message.starts_with(&expected), "{message}");
+}
+
+#[tokio::test]
+async fn sandbox_capacity_exhausted_is_an_error_saying_so() {
+    let llm = FakeLlm::start(scripted_agent).await;
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            max_sandboxes: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Someone else holds the only sandbox.
+    let holder = SandyClient::new(&stack.sandbox, None);
+    let held = holder.create(&CreateOptions::default()).await.unwrap();
+    let seen = read_all(
+        &stack.chat_url(),
+        chat("work", true, json!({"janus_path": "agent"})),
+    )
+    .await;
+    let message = &error(&seen).expect("an error event").message;
+    assert!(
+        message.starts_with("sandbox capacity exhausted: no sandbox is free right now"),
+        "{message}"
+    );
+    assert!(message.contains("429"), "{message}");
+    holder.terminate(&held.id).await.unwrap();
+}
