@@ -31,6 +31,16 @@ pub struct UpArgs {
     /// Do not start the sandbox service
     #[arg(long)]
     pub no_sandbox: bool,
+    /// OpenAI-compatible inference upstream (the part before /chat/completions); with it,
+    /// the baseline competitor (id `baseline`) is included
+    #[arg(long, env = "JANUS_BASELINE_INFERENCE_URL")]
+    pub inference_url: Option<String>,
+    /// Name of the environment variable that holds the inference key (read, never printed)
+    #[arg(long, default_value = "JANUS_BASELINE_INFERENCE_KEY")]
+    pub inference_key_env: String,
+    /// Address of the embedded baseline competitor (port 0 picks a free one)
+    #[arg(long, env = "JANUS_BASELINE_LISTEN", default_value = "127.0.0.1:0")]
+    pub baseline_listen: SocketAddr,
     #[command(flatten)]
     pub gateway: janus_gateway::Args,
 }
@@ -86,12 +96,24 @@ fn start_sandbox(
     listener: TcpListener,
     isolation: janus_sandbox::IsolationMode,
     root: &TempRoot,
+    inference_forward: Option<String>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(String, SandboxTask, &'static str)> {
     use janus_sandbox::IsolationMode;
     let mut config = janus_sandbox::Config::new(root.0.clone(), isolation);
     let url = format!("http://{}", listener.local_addr()?);
     config.public_url = url.clone();
+    if let Some(target) = inference_forward {
+        // The baseline's agent: the copied janus-agent when there is one, else the
+        // stand-in. Inference is reachable inside at the same host:port.
+        config.agent_command = format!(
+            "if [ -x ./{path} ]; then {run}; fi; {fallback}",
+            path = janus_baseline::AGENT_PATH,
+            run = janus_baseline::SANDBOX_AGENT_COMMAND,
+            fallback = janus_sandbox::DEFAULT_AGENT_COMMAND,
+        );
+        config.forwards.push(("inference".to_owned(), target));
+    }
     let label = match isolation {
         IsolationMode::Full => "full isolation",
         IsolationMode::None => "NO isolation",
@@ -101,6 +123,46 @@ fn start_sandbox(
         tokio::spawn(janus_sandbox::run(listener, config, stopped)),
         label,
     ))
+}
+
+/// `host:port` of an http(s) URL, for the sandbox forward.
+fn host_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?.rsplit('@').next()?;
+    if authority.is_empty() {
+        return None;
+    }
+    if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        return Some(authority.to_owned());
+    }
+    let port = if scheme == "https" { 443 } else { 80 };
+    Some(format!("{authority}:{port}"))
+}
+
+/// The baseline's settings for `janus up`: its environment, then the flags.
+fn baseline_settings(args: &UpArgs, url: &str) -> anyhow::Result<janus_baseline::Settings> {
+    let mut settings = janus_baseline::Settings::from_env().map_err(Failure::Usage)?;
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(Failure::Usage(format!(
+            "--inference-url must be an http:// or https:// URL, got '{url}'"
+        ))
+        .into());
+    }
+    settings.inference_url = Some(url.trim_end_matches('/').to_owned());
+    settings.inference_key = std::env::var(&args.inference_key_env)
+        .ok()
+        .filter(|k| !k.is_empty());
+    if settings.agent_binary.is_none() {
+        // Installed side by side (cargo install, a release archive, target/<profile>).
+        settings.agent_binary = std::env::current_exe()
+            .ok()
+            .map(|exe| exe.with_file_name("janus-agent"))
+            .filter(|path| path.is_file());
+    }
+    Ok(settings)
 }
 
 /// The id of a `--competitor ID=URL` spec.
@@ -131,6 +193,35 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let baseline = match args.inference_url.clone() {
+        Some(url)
+            if !args
+                .gateway
+                .competitors
+                .iter()
+                .any(|s| spec_id(s) == janus_baseline::ID) =>
+        {
+            let settings = baseline_settings(&args, &url)?;
+            let listener = bind(
+                args.baseline_listen,
+                "the baseline competitor",
+                "--baseline-listen",
+            )
+            .await?;
+            let addr = listener.local_addr()?;
+            args.gateway
+                .competitors
+                .push(format!("{}=http://{addr}", janus_baseline::ID));
+            Some((settings, listener, addr))
+        }
+        _ => None,
+    };
+    let user_baseline = args
+        .gateway
+        .competitors
+        .iter()
+        .any(|s| spec_id(s) == janus_baseline::ID)
+        && baseline.is_none();
     let config = args.gateway.resolve()?;
     // Every listener is bound before anything starts, so a taken port fails cleanly.
     let listener = bind(config.listen, "the gateway", "--listen").await?;
@@ -168,11 +259,48 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     let sandbox = match sandbox_setup {
         None => None,
         Some((isolation, sandbox_listener, root)) => {
-            let (url, task, label) =
-                start_sandbox(sandbox_listener, isolation, &root, stopped(stop_rx.clone()))?;
+            let forward = baseline
+                .as_ref()
+                .and_then(|(settings, _, _)| settings.inference_url.as_deref())
+                .and_then(host_port);
+            let (url, task, label) = start_sandbox(
+                sandbox_listener,
+                isolation,
+                &root,
+                forward,
+                stopped(stop_rx.clone()),
+            )?;
             Some((url, task, label, root))
         }
     };
+    let mut baseline_note = None;
+    let baseline_task = baseline.map(|(settings, listener, addr)| {
+        let sandy = sandbox
+            .as_ref()
+            .map(|(url, _, _, _)| janus_competitor_sdk::SandyClient::new(url, None));
+        baseline_note = Some(format!(
+            "inference {}{}{}",
+            settings.inference_url.as_deref().unwrap_or(""),
+            if sandy.is_some() {
+                ", agent path in the sandboxes"
+            } else {
+                ", no sandboxes: fast path only"
+            },
+            if settings.agent_binary.is_some() {
+                ""
+            } else {
+                " (no janus-agent binary beside janus: set JANUS_BASELINE_AGENT_BINARY)"
+            },
+        ));
+        let mut serve = ServeConfig::default();
+        serve.public_base_url = Some(format!("http://{addr}"));
+        tokio::spawn(janus_competitor_sdk::serve(
+            listener,
+            Arc::new(janus_baseline::Baseline::new(settings, sandy)),
+            serve,
+            stopped(stop_rx.clone()),
+        ))
+    });
     let competitors: Vec<String> = config
         .competitors
         .iter()
@@ -185,6 +313,13 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("  competitors  {}", competitors.join(", "));
     if let Some((url, _, label, _)) = &sandbox {
         println!("  sandboxes    {url} ({label}); competitors use SANDY_BASE_URL={url}");
+    }
+    match &baseline_note {
+        Some(note) => println!("  baseline     included ({note})"),
+        None if user_baseline => {}
+        None => println!(
+            "  baseline     not included: no inference upstream is configured (--inference-url URL, key in $JANUS_BASELINE_INFERENCE_KEY)"
+        ),
     }
     println!();
     println!("Try:");
@@ -201,6 +336,11 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     gateway.context("the gateway task failed")??;
     if let Some(echo) = echo_task {
         echo.await.context("the echo competitor task failed")??;
+    }
+    if let Some(baseline) = baseline_task {
+        baseline
+            .await
+            .context("the baseline competitor task failed")??;
     }
     if let Some((_, task, _, root)) = sandbox {
         task.await.context("the sandbox service task failed")??;

@@ -38,7 +38,7 @@ fn scripted_agent(request: &Value) -> FakeReply {
             "write_file",
             json!({"path": "make.py", "content": MAKE_PY}),
         ),
-        1 => tool_call(1, "shell", json!({"command": "python3 make.py"})),
+        1 => tool_call(1, "shell", json!({"command": "python3 make.py && pwd"})),
         2 => tool_call(2, "list_files", json!({"path": "artifacts"})),
         _ => tool_call(3, "finish", json!({"answer": ANSWER})),
     }
@@ -105,7 +105,7 @@ async fn the_scripted_agent_writes_runs_saves_and_finishes() {
         "Sandbox ready in ",
         "Running agent…",
         "→ write_file: make.py",
-        "→ shell: python3 make.py",
+        "→ shell: python3 make.py && pwd",
         "Collecting artifacts…",
         "Done in ",
     ] {
@@ -153,7 +153,19 @@ async fn the_scripted_agent_writes_runs_saves_and_finishes() {
             .contains("wrote 10 rows"),
         "{shell_end}"
     );
-    assert_eq!(events[3].1["input"]["command"], "python3 make.py");
+    assert_eq!(events[3].1["input"]["command"], "python3 make.py && pwd");
+    // Isolated (root, as in CI), the agent ran in the sandbox's own /workspace and reached
+    // the model only through the sandbox's forward.
+    println!("isolation: {:?}", isolation());
+    if isolation() == janus_sandbox::IsolationMode::Full {
+        assert!(
+            shell_end["summary"]
+                .as_str()
+                .unwrap()
+                .ends_with(" /workspace"),
+            "{shell_end}"
+        );
+    }
 
     // Both artifacts, verified by sha256 against the bytes behind the URL and against the
     // bytes the same script makes here.

@@ -6,6 +6,7 @@
     missing_docs
 )]
 
+mod baseline;
 mod broken;
 mod check;
 mod exits;
@@ -39,6 +40,15 @@ pub fn free_port() -> u16 {
 
 /// Runs `janus up` and waits until it prints its URLs: (child, gateway URL, sandbox URL).
 pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String) {
+    let (child, url, sandbox, _) = janus_up_printing(extra, &[]).await;
+    (child, url, sandbox)
+}
+
+/// [`janus_up`] with extra environment, also returning what it printed.
+pub async fn janus_up_printing(
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, String, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = janus()
@@ -47,6 +57,7 @@ pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String)
         .args(extra)
         .env("ECHO_SLOW_STEP_MS", "300")
         .env("JANUS_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -83,5 +94,5 @@ pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String)
         .to_owned();
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url, sandbox)
+    (child, url, sandbox, printed)
 }
