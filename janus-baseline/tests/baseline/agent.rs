@@ -477,3 +477,101 @@ async fn sandbox_capacity_exhausted_is_an_error_saying_so() {
     assert!(message.contains("429"), "{message}");
     holder.terminate(&held.id).await.unwrap();
 }
+
+/// A sandbox agent command that runs janus-agent unless the request names another agent,
+/// as a deployment with several agents would.
+const DISPATCH: &str = r#"case "$JANUS_AGENT_NAME" in
+  stubborn) sleep 60 ;;
+  plain) echo "Plain answer from another agent for: $JANUS_AGENT_PROMPT" ;;
+  *) exec ./.janus/bin/janus-agent ;;
+esac"#;
+
+#[tokio::test]
+async fn the_cap_stops_an_agent_that_ignores_its_budget_with_a_clear_message() {
+    let llm = FakeLlm::start(scripted_agent).await;
+    let settings = Settings {
+        agent_timeout: Duration::from_secs(6),
+        ..Settings::default()
+    };
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            settings,
+            agent_command: DISPATCH.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let started = Instant::now();
+    // Naming an agent also chooses the agent path, even for a greeting.
+    let seen = read_all(
+        &stack.chat_url(),
+        chat("hello", true, json!({"baseline_agent": "stubborn"})),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(
+        error(&seen).expect("an error event").message,
+        "time is up: the agent did not finish within its 6 s limit and was stopped"
+    );
+    assert!(
+        took >= Duration::from_secs(6) && took < Duration::from_secs(12),
+        "{took:?}"
+    );
+    let events = janus_events(&seen);
+    let id = events[0].1["sandbox_id"].as_str().unwrap().to_owned();
+    assert!(events.iter().any(|(n, _)| n == "sandbox_end"), "{events:?}");
+    assert_eq!(sandbox_status(&stack.sandbox, &id).await, "terminated");
+    assert!(sandbox_processes(&id).is_empty());
+}
+
+#[tokio::test]
+async fn another_agent_plugs_in_through_the_agent_command() {
+    let llm = FakeLlm::start(scripted_agent).await;
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            agent_command: DISPATCH.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let seen = read_all(
+        &stack.chat_url(),
+        chat("count to three", true, json!({"baseline_agent": "plain"})),
+    )
+    .await;
+    assert!(error(&seen).is_none(), "{seen:?}");
+    assert_eq!(
+        content(&seen),
+        "Plain answer from another agent for: count to three"
+    );
+    assert!(
+        stack.llm.requests.lock().unwrap().is_empty(),
+        "janus-agent did not run"
+    );
+}
+
+#[test]
+fn the_cap_ends_ten_seconds_before_the_deadline() {
+    use janus_baseline::Services;
+    let mut context = janus_competitor_sdk::RequestContext::new();
+    context.deadline = Instant::now() + Duration::from_secs(40);
+    let request: janus_competitor_sdk::ChatCompletionRequest = serde_json::from_value(
+        json!({"model": "baseline", "messages": [{"role": "user", "content": "x"}],
+            "metadata": {"janus_path": "agent", "baseline_agent": "aider"}}),
+    )
+    .unwrap();
+    let services = Services::for_request(&Settings::default(), None, &request, &context);
+    let cap = services.agent_cap(Duration::from_secs(300));
+    assert!(
+        cap <= Duration::from_secs(30) && cap > Duration::from_secs(28),
+        "{cap:?}"
+    );
+    assert_eq!(
+        services.agent_cap(Duration::from_secs(5)),
+        Duration::from_secs(5)
+    );
+    assert_eq!(services.forced_path, Some(janus_baseline::Path::Agent));
+    assert_eq!(services.agent_override.as_deref(), Some("aider"));
+}

@@ -249,6 +249,8 @@ pub struct StackOptions {
     pub settings: Settings,
     pub sandbox: bool,
     pub max_sandboxes: usize,
+    /// The sandbox service's agent command.
+    pub agent_command: String,
 }
 
 impl Default for StackOptions {
@@ -257,6 +259,7 @@ impl Default for StackOptions {
             settings: Settings::default(),
             sandbox: true,
             max_sandboxes: 4,
+            agent_command: janus_baseline::SANDBOX_AGENT_COMMAND.to_owned(),
         }
     }
 }
@@ -283,7 +286,7 @@ impl Stack {
             let mut config = janus_sandbox::Config::new(root.clone(), isolation());
             config.public_url = sandbox_url.clone();
             config.helper_binary = sandbox_binary.clone();
-            config.agent_command = janus_baseline::SANDBOX_AGENT_COMMAND.to_owned();
+            config.agent_command = options.agent_command.clone();
             config.max_sandboxes = options.max_sandboxes;
             // The agent's binary travels through the files API as base64.
             config.max_body_bytes = 64 * 1024 * 1024;
