@@ -515,7 +515,7 @@ async fn the_cap_stops_an_agent_that_ignores_its_budget_with_a_clear_message() {
         "time is up: the agent did not finish within its 6 s limit and was stopped"
     );
     assert!(
-        took >= Duration::from_secs(6) && took < Duration::from_secs(12),
+        took >= Duration::from_secs(6) && took < Duration::from_secs(30),
         "{took:?}"
     );
     let events = janus_events(&seen);

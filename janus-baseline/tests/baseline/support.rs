@@ -179,9 +179,32 @@ pub fn content_stream(pieces: &[&str]) -> Vec<Value> {
     events
 }
 
-/// The `janus-agent` and `janus-sandbox` binaries, built once per test process. Cargo
-/// builds only this package's binaries for its tests, and the sandbox needs both: the
-/// agent is copied into each sandbox, the sandbox binary is its holder and relay helper.
+/// Newest modification time of the files under `dir`.
+fn newest(dir: &std::path::Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return newest;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            self::newest(&path)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(newest)
+        };
+        newest = newest.max(time);
+    }
+    newest
+}
+
+/// The `janus-agent` and `janus-sandbox` binaries. Cargo builds only this package's own
+/// binaries for its tests, and the sandbox needs both: the agent is copied into each
+/// sandbox, the sandbox binary is its holder and relay helper. A workspace test run builds
+/// them already (their own tests need them); otherwise, or when their sources are newer,
+/// they are built here once per test process.
 pub fn binaries() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -189,6 +212,26 @@ pub fn binaries() -> &'static (PathBuf, PathBuf) {
         // <target>/<profile>/deps/<test binary>
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
         let target_dir = profile_dir.parent().unwrap().to_path_buf();
+        let binaries = (
+            profile_dir.join("janus-agent"),
+            profile_dir.join("janus-sandbox"),
+        );
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let sources = ["janus-agent", "janus-sandbox", "janus-core", "janus-http"]
+            .iter()
+            .map(|krate| newest(&workspace.join(krate).join("src")))
+            .max()
+            .unwrap();
+        let fresh = |path: &PathBuf| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|built| built >= sources)
+        };
+        if fresh(&binaries.0) && fresh(&binaries.1) {
+            return binaries;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut command = std::process::Command::new(cargo);
         command
@@ -212,10 +255,7 @@ pub fn binaries() -> &'static (PathBuf, PathBuf) {
             status.success(),
             "building janus-agent and janus-sandbox failed"
         );
-        (
-            profile_dir.join("janus-agent"),
-            profile_dir.join("janus-sandbox"),
-        )
+        binaries
     })
 }
 
