@@ -86,7 +86,7 @@ pub fn route_request(
     request: &ChatCompletionRequest,
     services: &Services,
     long_prompt_tokens: u64,
-) -> (Route, String) {
+) -> Route {
     let text = request.last_user_text().unwrap_or_default();
     let chars: usize = request
         .messages
@@ -102,7 +102,7 @@ pub fn route_request(
     let forced = services
         .forced_path
         .or(services.agent_override.as_ref().map(|_| Path::Agent));
-    let decided = route(
+    route(
         &RouteInput {
             text: &text,
             prompt_tokens: estimate_tokens(chars),
@@ -110,8 +110,7 @@ pub fn route_request(
             forced,
         },
         long_prompt_tokens,
-    );
-    (decided, text)
+    )
 }
 
 #[async_trait]
@@ -124,7 +123,7 @@ impl Competitor for Baseline {
     ) -> Result<(), CompetitorError> {
         let services =
             Services::for_request(&self.settings, self.sandy.as_ref(), &request, &context);
-        let (decided, _) = route_request(&request, &services, self.settings.long_prompt_tokens);
+        let decided = route_request(&request, &services, self.settings.long_prompt_tokens);
         let mut path = decided.path;
         // Guessed (not chosen) agent work without a sandbox service: answer on the fast
         // path and say so, rather than fail a request inference can still help with.

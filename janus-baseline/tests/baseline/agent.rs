@@ -575,3 +575,52 @@ fn the_cap_ends_ten_seconds_before_the_deadline() {
     assert_eq!(services.forced_path, Some(janus_baseline::Path::Agent));
     assert_eq!(services.agent_override.as_deref(), Some("aider"));
 }
+
+#[tokio::test]
+async fn a_large_artifact_outlives_the_sandbox_and_is_served_by_url() {
+    let llm = FakeLlm::start(|request| match steps_done(request) {
+        0 => tool_call(
+            0,
+            "shell",
+            json!({"command": "mkdir -p artifacts && python3 -c \"open('artifacts/big.bin','wb').write(bytes(range(256))*5000)\""}),
+        ),
+        _ => tool_call(1, "finish", json!({"answer": "big.bin is ready"})),
+    })
+    .await;
+    let stack = Stack::start(llm, StackOptions::default()).await;
+    let seen = read_all(
+        &stack.chat_url(),
+        chat("make a big file", true, json!({"janus_path": "agent"})),
+    )
+    .await;
+    assert!(error(&seen).is_none(), "{seen:?}");
+    let artifact: ArtifactDescriptor = janus_events(&seen)
+        .iter()
+        .find(|(n, _)| n == "artifacts")
+        .map(|(_, p)| serde_json::from_value(p["items"][0].clone()).unwrap())
+        .expect("an artifact");
+    assert_eq!(artifact.size_bytes, 1_280_000);
+    // Over 1,000,000 bytes: not a data: URL but the competitor's artifact path (the gateway
+    // maps it once the platform's artifact base is wired).
+    assert!(
+        artifact
+            .url
+            .starts_with(&format!("{}/artifacts/artf_", stack.baseline)),
+        "{}",
+        artifact.url
+    );
+    let id = janus_events(&seen)[0].1["sandbox_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sandbox_status(&stack.sandbox, &id).await, "terminated");
+    let bytes = janus_client::fetch_artifact(
+        &janus_client::HttpClient::default(),
+        &artifact,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    artifact.verify(&bytes).unwrap();
+    assert_eq!(bytes.len(), 1_280_000);
+}
