@@ -483,6 +483,7 @@ async fn sandbox_capacity_exhausted_is_an_error_saying_so() {
 const DISPATCH: &str = r#"case "$JANUS_AGENT_NAME" in
   stubborn) sleep 60 ;;
   plain) echo "Plain answer from another agent for: $JANUS_AGENT_PROMPT" ;;
+  crash) echo "loading the model"; echo "fatal: out of cheese" >&2; exit 3 ;;
   *) exec ./.janus/bin/janus-agent ;;
 esac"#;
 
@@ -623,4 +624,29 @@ async fn a_large_artifact_outlives_the_sandbox_and_is_served_by_url() {
     .unwrap();
     artifact.verify(&bytes).unwrap();
     assert_eq!(bytes.len(), 1_280_000);
+}
+
+#[tokio::test]
+async fn an_agent_crash_is_an_error_with_its_last_words() {
+    let llm = FakeLlm::start(scripted_agent).await;
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            agent_command: DISPATCH.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let seen = read_all(
+        &stack.chat_url(),
+        chat("work", true, json!({"baseline_agent": "crash"})),
+    )
+    .await;
+    let message = &error(&seen).expect("an error event").message;
+    assert!(
+        message.starts_with("the agent exited with code 3 without an answer: "),
+        "{message}"
+    );
+    assert!(message.contains("fatal: out of cheese"), "{message}");
+    assert_eq!(content(&seen), "");
 }
