@@ -122,7 +122,7 @@ impl Competitor for Baseline {
         out: &mut dyn EventWriter,
     ) -> Result<(), CompetitorError> {
         let services =
-            Services::for_request(&self.settings, self.sandy.as_ref(), &request, &context);
+            Services::for_request(&self.settings, self.sandy.as_ref(), &request, &context)?;
         let decided = route_request(&request, &services, self.settings.long_prompt_tokens);
         let mut path = decided.path;
         // Guessed (not chosen) agent work without a sandbox service: answer on the fast

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use janus_competitor_sdk::{ChatCompletionRequest, RequestContext, SandyClient};
+use janus_competitor_sdk::{ChatCompletionRequest, CompetitorError, RequestContext, SandyClient};
 use serde_json::Value;
 
 use crate::router::Path;
@@ -60,13 +60,14 @@ pub const PATH_KEY: &str = "janus_path";
 pub const AGENT_KEY: &str = "baseline_agent";
 
 impl Services {
-    /// Resolves the services of one request.
+    /// Resolves the services of one request; a `metadata.janus_path` that is neither
+    /// `fast` nor `agent` is a bad request.
     pub fn for_request(
         settings: &Settings,
         sandy: Option<&SandyClient>,
         request: &ChatCompletionRequest,
         context: &RequestContext,
-    ) -> Services {
+    ) -> Result<Services, CompetitorError> {
         let metadata = |key: &str| {
             request
                 .metadata
@@ -89,14 +90,22 @@ impl Services {
                 key: settings.inference_key.clone(),
             })
             .or_else(|| inference.clone());
-        Services {
+        let forced_path = match metadata(PATH_KEY) {
+            None => None,
+            Some(value) => Some(Path::parse(&value).ok_or_else(|| {
+                CompetitorError::BadRequest(format!(
+                    "metadata.{PATH_KEY} must be \"fast\" or \"agent\", got \"{value}\""
+                ))
+            })?),
+        };
+        Ok(Services {
             inference,
             agent_inference,
             sandy: sandy.map(|client| client.with_request_id(&context.request_id)),
             deadline: context.deadline,
             agent_override: metadata(AGENT_KEY),
-            forced_path: metadata(PATH_KEY).as_deref().and_then(Path::parse),
-        }
+            forced_path,
+        })
     }
 
     /// The agent's cap: the setting, shortened to end 10 s before the deadline so the

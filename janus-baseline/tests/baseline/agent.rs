@@ -563,7 +563,7 @@ fn the_cap_ends_ten_seconds_before_the_deadline() {
             "metadata": {"janus_path": "agent", "baseline_agent": "aider"}}),
     )
     .unwrap();
-    let services = Services::for_request(&Settings::default(), None, &request, &context);
+    let services = Services::for_request(&Settings::default(), None, &request, &context).unwrap();
     let cap = services.agent_cap(Duration::from_secs(300));
     assert!(
         cap <= Duration::from_secs(30) && cap > Duration::from_secs(28),

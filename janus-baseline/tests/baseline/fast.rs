@@ -228,3 +228,32 @@ async fn agent_work_without_a_sandbox_service_says_so_and_answers_on_the_fast_pa
         "this request needs the agent, but no sandbox service is configured (SANDY_BASE_URL)"
     );
 }
+
+#[tokio::test]
+async fn an_unknown_path_choice_is_a_400_naming_it() {
+    let llm = FakeLlm::start(|_| FakeReply::Json(500, json!({}))).await;
+    let stack = Stack::start(
+        llm,
+        StackOptions {
+            sandbox: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let response = janus_client::HttpClient::default()
+        .post_json(
+            &stack.chat_url(),
+            chat("hi", false, json!({"janus_path": "slow"})),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 400);
+    let body = response.json().unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "metadata.janus_path must be \"fast\" or \"agent\", got \"slow\""
+    );
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(stack.llm.requests.lock().unwrap().is_empty());
+}
