@@ -650,3 +650,41 @@ async fn an_agent_crash_is_an_error_with_its_last_words() {
     assert!(message.contains("fatal: out of cheese"), "{message}");
     assert_eq!(content(&seen), "");
 }
+
+#[tokio::test]
+async fn a_plain_request_gets_the_agent_answer_with_its_artifacts_folded() {
+    let llm = FakeLlm::start(scripted_agent).await;
+    let stack = Stack::start(llm, StackOptions::default()).await;
+    let response = janus_client::HttpClient::default()
+        .post_json(
+            &stack.chat_url(),
+            chat(
+                "Run a script that saves a CSV and a PNG",
+                false,
+                Value::Null,
+            ),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let body = response.json().unwrap();
+    let message = &body["choices"][0]["message"];
+    assert_eq!(message["content"], ANSWER);
+    assert!(message["reasoning_content"]
+        .as_str()
+        .unwrap()
+        .contains("Collecting artifacts…"));
+    let names: Vec<&str> = message["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{message}");
+    assert!(
+        names.contains(&"data.csv") && names.contains(&"chart.png"),
+        "{names:?}"
+    );
+    assert!(body["usage"]["sandbox_seconds"].as_f64().unwrap() > 0.0);
+}
