@@ -94,6 +94,24 @@ fn describe(tool: &str, input: &Value) -> String {
     }
 }
 
+/// Longest string shown per field of a tool's input (a `write_file` may carry megabytes).
+const MAX_INPUT_CHARS: usize = 4000;
+
+/// The input with long strings cut, for the client's `tool_start` event.
+fn shortened(input: Value) -> Value {
+    match input {
+        Value::String(text) if text.chars().count() > MAX_INPUT_CHARS => {
+            let kept: String = text.chars().take(MAX_INPUT_CHARS).collect();
+            Value::String(format!("{kept}… [{} bytes in all]", text.len()))
+        }
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, shortened(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(shortened).collect()),
+        other => other,
+    }
+}
+
 /// What the agent's step lines added up to.
 #[derive(Debug, Default)]
 struct Transcript {
@@ -134,7 +152,7 @@ impl Transcript {
         match text("type") {
             "thinking" => out.reasoning(&format!("{}\n", text("text"))).await?,
             "tool_call" => {
-                let input = step.get("input").cloned().unwrap_or(Value::Null);
+                let input = shortened(step.get("input").cloned().unwrap_or(Value::Null));
                 out.reasoning(&format!("→ {}\n", describe(text("tool"), &input)))
                     .await?;
                 out.janus(JanusEvent::new(

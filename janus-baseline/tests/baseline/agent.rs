@@ -154,6 +154,7 @@ async fn the_scripted_agent_writes_runs_saves_and_finishes() {
         "{shell_end}"
     );
     assert_eq!(events[3].1["input"]["command"], "python3 make.py && pwd");
+    assert_eq!(events[1].1["input"]["content"], MAKE_PY);
     // Isolated (root, as in CI), the agent ran in the sandbox's own /workspace and reached
     // the model only through the sandbox's forward.
     println!("isolation: {:?}", isolation());
