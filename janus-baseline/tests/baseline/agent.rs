@@ -581,12 +581,13 @@ fn the_cap_ends_ten_seconds_before_the_deadline() {
 #[tokio::test]
 async fn a_large_artifact_outlives_the_sandbox_and_is_served_by_url() {
     let llm = FakeLlm::start(|request| match steps_done(request) {
-        0 => tool_call(
-            0,
+        0 => tool_call(0, "write_file", json!({"path": "notes.txt", "content": "n".repeat(5000)})),
+        1 => tool_call(
+            1,
             "shell",
             json!({"command": "mkdir -p artifacts && python3 -c \"open('artifacts/big.bin','wb').write(bytes(range(256))*5000)\""}),
         ),
-        _ => tool_call(1, "finish", json!({"answer": "big.bin is ready"})),
+        _ => tool_call(2, "finish", json!({"answer": "big.bin is ready"})),
     })
     .await;
     let stack = Stack::start(llm, StackOptions::default()).await;
@@ -596,6 +597,12 @@ async fn a_large_artifact_outlives_the_sandbox_and_is_served_by_url() {
     )
     .await;
     assert!(error(&seen).is_none(), "{seen:?}");
+    // The client sees the start of a long input, not all of it.
+    let shown = janus_events(&seen)[1].1["input"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(shown, format!("{}… [5000 bytes in all]", "n".repeat(4000)));
     let artifact: ArtifactDescriptor = janus_events(&seen)
         .iter()
         .find(|(n, _)| n == "artifacts")
