@@ -328,3 +328,34 @@ async fn an_unreachable_endpoint_stops_the_run_naming_it() {
         serde_json::from_str(String::from_utf8(out).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "error");
 }
+
+#[tokio::test]
+async fn web_search_is_offered_and_called_only_when_configured() {
+    // One fake serves both the model and the search endpoint, answering in order.
+    let (url, seen) = fake_model(vec![
+        message(json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "s1", "type": "function", "function": {"name": "web_search", "arguments": "{\"query\":\"janus sse\"}"}}]})),
+        json!({"results": [{"title": "SSE keep-alives", "url": "http://127.0.0.1/doc"}]}),
+        message(json!({"role": "assistant", "content": "Found one page."})),
+    ])
+    .await;
+    let ws = workspace();
+    let search = format!("{url}/search");
+    let config = config(&[
+        ("JANUS_AGENT_WORKSPACE", ws.to_str().unwrap()),
+        ("JANUS_AGENT_API_BASE_URL", &url),
+        ("JANUS_AGENT_PROMPT", "search"),
+        ("JANUS_AGENT_SEARCH_URL", &search),
+    ])
+    .unwrap();
+    let outcome = janus_agent::run(&config, Vec::new()).await;
+    assert_eq!(outcome, Outcome::Finished("Found one page.".into()));
+    let requests = seen.lock().unwrap().clone();
+    assert!(requests[0]["tools"].to_string().contains("web_search"));
+    assert_eq!(requests[1], json!({"query": "janus sse"}));
+    let fed_back = requests[2]["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+    assert!(
+        fed_back.as_str().unwrap().contains("SSE keep-alives"),
+        "{fed_back}"
+    );
+}
