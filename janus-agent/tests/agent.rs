@@ -13,10 +13,26 @@ use hyper_util::rt::TokioIo;
 use janus_agent::{Config, Outcome, Tools};
 use serde_json::{json, Value};
 
-fn workspace() -> std::path::PathBuf {
+/// A fresh workspace folder, removed when dropped.
+struct Workspace(std::path::PathBuf);
+
+impl std::ops::Deref for Workspace {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn workspace() -> Workspace {
     let dir = std::env::temp_dir().join(format!("janus-agent-test-{}", janus_core::random_hex(6)));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Workspace(dir)
 }
 
 fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
