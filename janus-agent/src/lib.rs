@@ -31,4 +31,4 @@ mod tools;
 pub use config::{Config, DEFAULT_SYSTEM_PROMPT};
 pub use llm::{Llm, Turn};
 pub use run::{run, Outcome};
-pub use tools::{definitions, truncate, ToolOutcome, Tools};
+pub use tools::{become_subreaper, definitions, truncate, ToolOutcome, Tools};

@@ -12,6 +12,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Orphans of the model's commands reparent to us, so each command's leftovers can be
+    // ended with it. Without it (an old kernel) only their direct descendants are.
+    if let Err(e) = janus_agent::become_subreaper() {
+        eprintln!("janus-agent: cannot become a child subreaper: {e}");
+    }
     // One thread is plenty: the agent waits on the model or on one command at a time.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

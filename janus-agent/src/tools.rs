@@ -219,34 +219,57 @@ impl Tools {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // Its own process group, so a timeout kills everything it started.
-            .process_group(0)
+            // No process group of its own: whoever stops the agent by its group (a sandbox
+            // without isolation does) stops its commands too.
             .kill_on_drop(true);
-        let child = match cmd.spawn() {
+        let mut child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => return ToolOutcome::failed(format!("cannot start /bin/sh: {e}")),
         };
-        let pgid = child
-            .id()
-            .and_then(|id| rustix::process::Pid::from_raw(id as i32));
-        match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Err(_) => {
-                if let Some(pgid) = pgid {
-                    let _ =
-                        rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-                }
-                ToolOutcome::failed(format!(
-                    "the command ran past {} s and was killed",
-                    timeout.as_secs()
-                ))
+        let shell_pid = child.id().map(|id| id as i32);
+        let stdout = read_all(child.stdout.take());
+        let stderr = read_all(child.stderr.take());
+        let waited = tokio::time::timeout(timeout, child.wait()).await;
+        if waited.is_err() {
+            // Out of time. The shell is not reaped yet, so its pid is still ours: end its
+            // whole tree, then reap it.
+            if let Some(pid) = shell_pid {
+                end_descendants(pid, true);
             }
+            let _ = child.wait().await;
+        }
+        // As a child subreaper (the binary), background processes the command left
+        // behind are still our descendants: they end with the command.
+        if SUBREAPER.load(std::sync::atomic::Ordering::Relaxed) {
+            end_descendants(std::process::id() as i32, false);
+        }
+        // A leftover that still holds the pipes (possible only for a library caller that
+        // is no subreaper) cannot stall the agent for long.
+        let grace = Duration::from_secs(2);
+        let stdout = tokio::time::timeout(grace, stdout)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let stderr = tokio::time::timeout(grace, stderr)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let outcome = waited.map(|status| {
+            status.map(|status| std::process::Output {
+                status,
+                stdout,
+                stderr,
+            })
+        });
+        match outcome {
+            Err(_) => ToolOutcome::failed(format!(
+                "the command ran past {} s and was killed",
+                timeout.as_secs()
+            )),
             Ok(Err(e)) => ToolOutcome::failed(format!("the command failed to run: {e}")),
             Ok(Ok(output)) => {
-                // Leftover background processes of the command go with it.
-                if let Some(pgid) = pgid {
-                    let _ =
-                        rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-                }
                 let code = output.status.code().unwrap_or(-1);
                 let stdout = String::from_utf8_lossy(&output.stdout);
                 let stderr = String::from_utf8_lossy(&output.stderr);
@@ -341,4 +364,99 @@ impl Tools {
             ),
         }
     }
+}
+
+/// Reads a pipe to its end on a task of its own.
+fn read_all<R>(pipe: Option<R>) -> tokio::task::JoinHandle<Vec<u8>>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+        }
+        bytes
+    })
+}
+
+/// Set once this process is a child subreaper.
+static SUBREAPER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Every descendant of `root`, from one pass over `/proc`.
+fn descendants(root: i32) -> Vec<(i32, i32)> {
+    let mut parent_of = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![(root, 0)];
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index].0;
+        found.extend(parent_of.iter().filter(|(_, ppid)| *ppid == parent));
+        index += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// SIGKILL to every descendant of `root`, and to `root` itself when asked (single pids,
+/// never a group or -1). Orphans we adopted as a subreaper are reaped on a thread of their
+/// own, so they do not linger as zombies counting against the sandbox's process limit.
+fn end_descendants(root: i32, and_root: bool) {
+    let found = descendants(root);
+    let me = std::process::id() as i32;
+    let mut pids: Vec<i32> = found.iter().map(|(pid, _)| *pid).collect();
+    if and_root {
+        pids.push(root);
+    }
+    for pid in &pids {
+        if let Some(pid) = rustix::process::Pid::from_raw(*pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+    // Only when `root` is this process: then no child of ours is still tokio's (the
+    // command's shell was waited for already).
+    let adopted: Vec<i32> = found
+        .iter()
+        .filter(|(_, ppid)| root == me && *ppid == me)
+        .map(|(pid, _)| *pid)
+        .collect();
+    if !adopted.is_empty() {
+        std::thread::spawn(move || {
+            for pid in adopted {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ =
+                        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+                }
+            }
+        });
+    }
+}
+
+/// Makes this process the reaper of its orphans, so processes a command leaves behind stay
+/// its descendants and [`Tools`] can end them. The binary calls this once at start.
+pub fn become_subreaper() -> std::io::Result<()> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    SUBREAPER.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }

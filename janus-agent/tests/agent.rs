@@ -375,3 +375,42 @@ async fn web_search_is_offered_and_called_only_when_configured() {
         "{fed_back}"
     );
 }
+
+#[tokio::test]
+async fn background_leftovers_of_a_command_end_with_it() {
+    let (url, _) = fake_model(vec![
+        message(json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "shell",
+                "arguments": "{\"command\":\"setsid sleep 30 > /dev/null 2>&1 & echo $! > bg.pid\"}"}}]})),
+        message(json!({"role": "assistant", "content": "Started it."})),
+    ])
+    .await;
+    let ws = workspace();
+    // The binary makes itself a child subreaper: even a detached leftover (its own
+    // session, its parent gone) is still found and ended.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_janus-agent"))
+        .env_clear()
+        .env("JANUS_AGENT_PROMPT", "start a sleeper")
+        .env("JANUS_AGENT_API_BASE_URL", &url)
+        .env("JANUS_AGENT_WORKSPACE", ws.to_str().unwrap())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pid = std::fs::read_to_string(ws.join("bg.pid")).unwrap();
+    let state = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let alive = state
+        .split(") ")
+        .nth(1)
+        .is_some_and(|rest| !rest.starts_with('Z'));
+    assert!(
+        !alive,
+        "the leftover {} still runs: {state}\n{}",
+        pid.trim(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -259,9 +259,11 @@ pub fn binaries() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-/// Full isolation when this process may use it (root on Linux, as in CI), else none.
+/// Full isolation when this process may use it (root on Linux, as in CI), else none;
+/// `JANUS_BASELINE_TESTS_ISOLATION=none` asks for none, to try the non-root path as root.
 pub fn isolation() -> janus_sandbox::IsolationMode {
-    if janus_sandbox::full_isolation_available().is_ok() {
+    let forced_none = std::env::var("JANUS_BASELINE_TESTS_ISOLATION").is_ok_and(|v| v == "none");
+    if !forced_none && janus_sandbox::full_isolation_available().is_ok() {
         janus_sandbox::IsolationMode::Full
     } else {
         janus_sandbox::IsolationMode::None
