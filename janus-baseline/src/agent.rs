@@ -63,6 +63,42 @@ pub fn task_prompt(request: &ChatCompletionRequest) -> String {
     format!("Conversation so far:\n{history}\nThe task now:\n{task}")
 }
 
+/// The conversation's images, written into the sandbox under `input/` (those sent as
+/// `data:` URLs; others are listed by URL): what the prompt tells the agent about them.
+async fn hand_over_images(
+    session: &SandboxSession,
+    request: &ChatCompletionRequest,
+) -> Result<Vec<String>, CompetitorError> {
+    let mut notes = Vec::new();
+    // Owned before the first await: the handler's future must stay `Send`.
+    let mut urls: Vec<String> = Vec::new();
+    for message in &request.messages {
+        if let Message::User { content, .. } = message {
+            urls.extend(content.image_urls().into_iter().map(str::to_owned));
+        }
+    }
+    for (index, url) in urls.iter().enumerate() {
+        let Ok(decoded) = janus_competitor_sdk::janus_core::data_url_decode(url) else {
+            notes.push(format!("image {}: {url}", index + 1));
+            continue;
+        };
+        let extension = match decoded.mime_type.as_str() {
+            "image/png" => "png",
+            "image/jpeg" => "jpg",
+            "image/gif" => "gif",
+            "image/webp" => "webp",
+            _ => "bin",
+        };
+        let path = format!("input/image-{}.{extension}", index + 1);
+        session
+            .write_file(&path, &decoded.bytes)
+            .await
+            .map_err(|e| failure(format!("cannot hand an image to the agent: {e}")))?;
+        notes.push(format!("image {}: /workspace/{path}", index + 1));
+    }
+    Ok(notes)
+}
+
 /// Why a create failed, in the client's words.
 fn create_failure(error: &SandyError) -> CompetitorError {
     match error {
@@ -262,6 +298,20 @@ pub async fn run(
         }
     }
 
+    let images = hand_over_images(&session, request).await?;
+    let mut prompt = task_prompt(request);
+    if !images.is_empty() {
+        out.reasoning(&format!(
+            "Handing {} image(s) to the agent…\n",
+            images.len()
+        ))
+        .await?;
+        prompt.push_str(&format!(
+            "\n\nImages from the conversation:\n{}",
+            images.join("\n")
+        ));
+    }
+
     let agent = services
         .agent_override
         .clone()
@@ -289,7 +339,7 @@ pub async fn run(
     let agent_request = AgentRequest {
         agent: agent.clone(),
         model: settings.agent_model.clone(),
-        prompt: task_prompt(request),
+        prompt,
         max_duration_seconds: cap.as_secs() + 5,
         env,
         system_prompt: None,

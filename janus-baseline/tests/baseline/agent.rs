@@ -696,3 +696,42 @@ async fn a_plain_request_gets_the_agent_answer_with_its_artifacts_folded() {
     );
     assert!(body["usage"]["sandbox_seconds"].as_f64().unwrap() > 0.0);
 }
+
+#[tokio::test]
+async fn images_in_the_input_are_handed_to_the_agent_as_files() {
+    let llm = FakeLlm::start(|request| match steps_done(request) {
+        0 => tool_call(0, "shell", json!({"command": "wc -c < input/image-1.png"})),
+        _ => tool_call(1, "finish", json!({"answer": "It is 8 bytes."})),
+    })
+    .await;
+    let stack = Stack::start(llm, StackOptions::default()).await;
+    let body = json!({
+        "model": "baseline", "stream": true,
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Analyze this image file and report its size"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+        ]}]
+    });
+    let seen = read_all(&stack.chat_url(), body.to_string().into()).await;
+    assert!(error(&seen).is_none(), "{seen:?}");
+    assert!(
+        reasoning(&seen).contains("Handing 1 image(s) to the agent…"),
+        "{seen:?}"
+    );
+    let shell_end = janus_events(&seen)
+        .into_iter()
+        .find(|(n, p)| n == "tool_end" && p["tool"] == "shell")
+        .unwrap()
+        .1;
+    assert_eq!(shell_end["summary"], "exit 0: 8", "{shell_end}");
+    let requests = stack.llm.requests.lock().unwrap().clone();
+    let task = requests[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        task.ends_with("Images from the conversation:\nimage 1: /workspace/input/image-1.png"),
+        "{task}"
+    );
+    assert_eq!(content(&seen), "It is 8 bytes.");
+}
