@@ -46,6 +46,9 @@ pub struct UpArgs {
     /// Environment variable holding the search API key
     #[arg(long, value_name = "VAR", requires = "search_url")]
     pub search_key_env: Option<String>,
+    /// Address of the embedded baseline competitor (port 0 picks a free one); the baseline is included when --inference-url is given
+    #[arg(long, env = "JANUS_BASELINE_LISTEN", default_value = "127.0.0.1:0")]
+    pub baseline_listen: SocketAddr,
     #[command(flatten)]
     pub gateway: janus_gateway::Args,
 }
@@ -102,6 +105,7 @@ fn start_sandbox(
     isolation: janus_sandbox::IsolationMode,
     root: &TempRoot,
     allow_rootfs: &[std::path::PathBuf],
+    inference_forward: Option<String>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(String, SandboxTask, &'static str)> {
     use janus_sandbox::IsolationMode;
@@ -115,6 +119,17 @@ fn start_sandbox(
     }
     let url = format!("http://{}", listener.local_addr()?);
     config.public_url = url.clone();
+    if let Some(target) = inference_forward {
+        // The baseline's agent: the copied janus-agent when there is one, else the
+        // stand-in. Inference is reachable inside at the same host:port.
+        config.agent_command = format!(
+            "if [ -x ./{path} ]; then {run}; fi; {fallback}",
+            path = janus_baseline::AGENT_PATH,
+            run = janus_baseline::SANDBOX_AGENT_COMMAND,
+            fallback = janus_sandbox::DEFAULT_AGENT_COMMAND,
+        );
+        config.forwards.push(("inference".to_owned(), target));
+    }
     let label = match isolation {
         IsolationMode::Full => "full isolation",
         IsolationMode::None => "NO isolation",
@@ -150,6 +165,48 @@ fn platform_service(
             }
         },
     })
+}
+
+/// `host:port` of an http(s) URL, for the sandbox forward.
+fn host_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?.rsplit('@').next()?;
+    if authority.is_empty() {
+        return None;
+    }
+    if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        return Some(authority.to_owned());
+    }
+    let port = if scheme == "https" { 443 } else { 80 };
+    Some(format!("{authority}:{port}"))
+}
+
+/// The baseline's settings for `janus up`: its environment, then the flags.
+fn baseline_settings(args: &UpArgs, url: &str) -> anyhow::Result<janus_baseline::Settings> {
+    let mut settings = janus_baseline::Settings::from_env().map_err(Failure::Usage)?;
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(Failure::Usage(format!(
+            "--inference-url must be an http:// or https:// URL, got '{url}'"
+        ))
+        .into());
+    }
+    settings.inference_url = Some(url.trim_end_matches('/').to_owned());
+    let key_env = args
+        .inference_key_env
+        .as_deref()
+        .unwrap_or("JANUS_BASELINE_INFERENCE_KEY");
+    settings.inference_key = std::env::var(key_env).ok().filter(|k| !k.is_empty());
+    if settings.agent_binary.is_none() {
+        // Installed side by side (cargo install, a release archive, target/<profile>).
+        settings.agent_binary = std::env::current_exe()
+            .ok()
+            .map(|exe| exe.with_file_name("janus-agent"))
+            .filter(|path| path.is_file());
+    }
+    Ok(settings)
 }
 
 /// The id of a `--competitor ID=URL` spec.
@@ -209,6 +266,35 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let baseline = match args.inference_url.clone() {
+        Some(url)
+            if !args
+                .gateway
+                .competitors
+                .iter()
+                .any(|s| spec_id(s) == janus_baseline::ID) =>
+        {
+            let settings = baseline_settings(&args, &url)?;
+            let listener = bind(
+                args.baseline_listen,
+                "the baseline competitor",
+                "--baseline-listen",
+            )
+            .await?;
+            let addr = listener.local_addr()?;
+            args.gateway
+                .competitors
+                .push(format!("{}=http://{addr}", janus_baseline::ID));
+            Some((settings, listener, addr))
+        }
+        _ => None,
+    };
+    let user_baseline = args
+        .gateway
+        .competitors
+        .iter()
+        .any(|s| spec_id(s) == janus_baseline::ID)
+        && baseline.is_none();
     let sandbox_setup = if args.no_sandbox {
         None
     } else {
@@ -285,11 +371,16 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     let sandbox = match sandbox_setup {
         None => None,
         Some((isolation, sandbox_listener, root)) => {
+            let forward = baseline
+                .as_ref()
+                .and_then(|(settings, _, _)| settings.inference_url.as_deref())
+                .and_then(host_port);
             let (url, task, label) = start_sandbox(
                 sandbox_listener,
                 isolation,
                 &root,
                 &allow_rootfs,
+                forward,
                 stopped(stop_rx.clone()),
             )?;
             // Competitors reach it as the platform's sandbox service.
@@ -314,6 +405,34 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     let platform_line = platform_listener.as_ref().map(|_| {
         let names: Vec<&str> = config.platforms.iter().map(|p| p.name.as_str()).collect();
         format!("{} ({})", config.platform_base(), names.join(", "))
+    });
+    let mut baseline_note = None;
+    let baseline_task = baseline.map(|(settings, listener, addr)| {
+        let sandy = sandbox
+            .as_ref()
+            .map(|(url, _, _, _)| janus_competitor_sdk::SandyClient::new(url, None));
+        baseline_note = Some(format!(
+            "inference {}{}{}",
+            settings.inference_url.as_deref().unwrap_or(""),
+            if sandy.is_some() {
+                ", agent path in the sandboxes"
+            } else {
+                ", no sandboxes: fast path only"
+            },
+            if settings.agent_binary.is_some() {
+                ""
+            } else {
+                " (no janus-agent binary beside janus: set JANUS_BASELINE_AGENT_BINARY)"
+            },
+        ));
+        let mut serve = ServeConfig::default();
+        serve.public_base_url = Some(format!("http://{addr}"));
+        tokio::spawn(janus_competitor_sdk::serve(
+            listener,
+            Arc::new(janus_baseline::Baseline::new(settings, sandy)),
+            serve,
+            stopped(stop_rx.clone()),
+        ))
     });
     let competitors: Vec<String> = config
         .competitors
@@ -340,6 +459,13 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         println!("  platform     {line}");
     }
     println!("  logs         {}", log_file.display());
+    match &baseline_note {
+        Some(note) => println!("  baseline     included ({note})"),
+        None if user_baseline => {}
+        None => println!(
+            "  baseline     not included: no inference upstream is configured (--inference-url URL, key in $JANUS_BASELINE_INFERENCE_KEY)"
+        ),
+    }
     println!();
     println!("Try:");
     println!(
@@ -355,6 +481,11 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     gateway.context("the gateway task failed")??;
     if let Some(echo) = echo_task {
         echo.await.context("the echo competitor task failed")??;
+    }
+    if let Some(baseline) = baseline_task {
+        baseline
+            .await
+            .context("the baseline competitor task failed")??;
     }
     if let Some((_, task, _, root)) = sandbox {
         task.await.context("the sandbox service task failed")??;

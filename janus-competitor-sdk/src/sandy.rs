@@ -746,6 +746,22 @@ impl SandboxSession {
         Ok(session)
     }
 
+    /// Creates a sandbox without telling the client, for a competitor that streams its own
+    /// lifecycle lines (and its own `sandbox_start` event). Dropping the session terminates
+    /// the sandbox exactly as with [`start`](SandboxSession::start).
+    pub async fn open(
+        client: SandyClient,
+        options: &CreateOptions,
+    ) -> Result<SandboxSession, SandyError> {
+        let info = client.create(options).await?;
+        Ok(SandboxSession {
+            client,
+            info,
+            artifacts: crate::Artifacts::current(),
+            finished: false,
+        })
+    }
+
     /// The client, for the calls without a shortcut here.
     pub fn client(&self) -> &SandyClient {
         &self.client

@@ -6,6 +6,7 @@
     missing_docs
 )]
 
+mod baseline;
 mod bench;
 mod broken;
 mod check;
@@ -44,6 +45,15 @@ pub fn free_port() -> u16 {
 /// up to its "Ctrl-C" line (then drained so the child never blocks on a full pipe):
 /// (child, gateway URL, what it printed). `stderr` is the caller's choice.
 pub async fn spawn_up(args: &[&str], stderr: Stdio) -> (tokio::process::Child, String, String) {
+    spawn_up_env(args, &[], stderr).await
+}
+
+/// [`spawn_up`] with extra environment.
+pub async fn spawn_up_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> (tokio::process::Child, String, String) {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut child = janus()
         .args(["up", "--listen", &listen])
@@ -51,6 +61,7 @@ pub async fn spawn_up(args: &[&str], stderr: Stdio) -> (tokio::process::Child, S
         .args(["--platform-listen", "127.0.0.1:0"])
         .args(args)
         .env("ECHO_SLOW_STEP_MS", "300")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -117,4 +128,16 @@ pub async fn janus_up(extra: &[&str]) -> (tokio::process::Child, String, String)
     assert!(printed.contains("janus chat --gateway"), "{printed}");
     let sandbox = printed_sandbox(&printed);
     (child, url, sandbox)
+}
+
+/// [`janus_up`] with extra environment, also returning what it printed:
+/// (child, gateway URL, sandbox URL, printed).
+pub async fn janus_up_printing(
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, String, String) {
+    let args = [&["--sandbox-listen", "127.0.0.1:0"], extra].concat();
+    let (child, url, printed) = spawn_up_env(&args, env, Stdio::null()).await;
+    let sandbox = printed_sandbox(&printed);
+    (child, url, sandbox, printed)
 }
