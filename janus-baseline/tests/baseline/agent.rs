@@ -609,12 +609,12 @@ async fn a_large_artifact_outlives_the_sandbox_and_is_served_by_url() {
         .map(|(_, p)| serde_json::from_value(p["items"][0].clone()).unwrap())
         .expect("an artifact");
     assert_eq!(artifact.size_bytes, 1_280_000);
-    // Over 1,000,000 bytes: not a data: URL but the competitor's artifact path (the gateway
-    // maps it once the platform's artifact base is wired).
+    // Over 1,000,000 bytes: not a data: URL but a capability link through the gateway
+    // (its X-Janus-Artifact-Base), so the client never needs to reach the competitor.
     assert!(
         artifact
             .url
-            .starts_with(&format!("{}/artifacts/artf_", stack.baseline)),
+            .starts_with(&format!("{}/v1/artifacts/", stack.gateway)),
         "{}",
         artifact.url
     );
