@@ -7,6 +7,7 @@ mod config;
 mod failures;
 mod hardening;
 mod lifecycle;
+mod nginx;
 mod openai_sdk;
 mod relay;
 mod routing;
