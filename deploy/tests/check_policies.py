@@ -11,6 +11,8 @@ policy selecting the pod admits the peer and the port. Then it checks:
   Deployment names `platform` and sets in JANUS_PLATFORM_LISTEN); DNS, the gateway's client
   port, other competitors, the API server and the internet are denied;
 - a competitor accepts connections only from gateway pods, on its own port;
+- in docker-compose.yml, competitors sit only on the internal network where the gateway
+  binds its platform listener (and not its client listener), without secrets or ports;
 - secrets are mounted into the gateway only, and every competitor keeps the template's
   hardening (limits, runAsNonRoot, read-only root, no capabilities, seccomp RuntimeDefault,
   no service-account token).
@@ -29,7 +31,9 @@ from pathlib import Path
 
 import yaml
 
-BASE = Path(__file__).resolve().parent.parent / "kubernetes" / "base"
+DEPLOY = Path(__file__).resolve().parent.parent
+BASE = DEPLOY / "kubernetes" / "base"
+COMPOSE = DEPLOY / "docker-compose.yml"
 NAMESPACE = "janus"
 
 
@@ -261,6 +265,47 @@ def check(docs: list[dict]) -> list[str]:
     return failures
 
 
+def check_compose(compose: dict) -> list[str]:
+    """docker-compose.yml: competitors sit on internal networks only, where the gateway
+    binds its platform port and not its client port; no secrets reach them."""
+    failures: list[str] = []
+
+    def expect(condition: bool, what: str) -> None:
+        if not condition:
+            failures.append(f"compose: {what}")
+
+    networks = compose.get("networks") or {}
+    services = compose["services"]
+    gateway = services["gateway"]
+    env = gateway.get("environment") or {}
+
+    def network_of(address: str) -> str | None:
+        ip = ipaddress.ip_address(address.rsplit(":", 1)[0])
+        for name, net in networks.items():
+            for pool in (net.get("ipam") or {}).get("config") or []:
+                if ip in ipaddress.ip_network(pool["subnet"]):
+                    return name
+        return None
+
+    client_net = network_of(env.get("JANUS_LISTEN", "0.0.0.0:0"))
+    platform_net = network_of(env.get("JANUS_PLATFORM_LISTEN", "0.0.0.0:0"))
+    expect(client_net is not None, "the gateway's client listener is not bound to one network's address")
+    expect(platform_net is not None, "the platform listener is not bound to one network's address")
+    expect(client_net != platform_net, "client and platform listeners share a network")
+    expect(networks.get(platform_net, {}).get("internal") is True, f"network {platform_net} is not internal")
+    for name, service in services.items():
+        if name in ("gateway", "sandbox"):
+            continue
+        joined = service.get("networks") or []
+        joined = list(joined) if isinstance(joined, (list, dict)) else []
+        expect(joined == [platform_net], f"competitor {name} is on {joined}, not only {platform_net}")
+        expect(not service.get("secrets"), f"competitor {name} gets secrets")
+        expect(not service.get("ports"), f"competitor {name} publishes ports")
+        expect(service.get("read_only") is True, f"competitor {name} has a writable root")
+        expect(service.get("cap_drop") == ["ALL"], f"competitor {name} keeps capabilities")
+    return failures
+
+
 def loosened(docs: list[dict], change) -> list[dict]:
     docs = copy.deepcopy(docs)
     policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "competitors")
@@ -271,6 +316,8 @@ def loosened(docs: list[dict], change) -> list[dict]:
 def main() -> int:
     docs = load_base()
     failures = check(docs)
+    compose = yaml.safe_load(COMPOSE.read_text())
+    failures += check_compose(compose)
 
     # The checker itself: each loosened policy must be caught.
     mutations = {
@@ -288,11 +335,27 @@ def main() -> int:
         if not check(loosened(docs, change)):
             failures.append(f"the checker missed a loosened policy: {what}")
 
+    compose_mutations = {
+        "competitor on the edge network": lambda c: c["services"]["hello"].update(networks=["competitors", "edge"]),
+        "platform port on the edge network": lambda c: c["services"]["gateway"]["environment"].update(
+            JANUS_PLATFORM_LISTEN="172.30.0.10:8001"
+        ),
+        "competitors network not internal": lambda c: c["networks"]["competitors"].pop("internal"),
+    }
+    for what, change in compose_mutations.items():
+        variant = copy.deepcopy(compose)
+        change(variant)
+        if not check_compose(variant):
+            failures.append(f"the checker missed a loosened compose file: {what}")
+
     if failures:
         for f in failures:
             print(f"check_policies: FAIL {f}", file=sys.stderr)
         return 1
-    print(f"check_policies: ok ({len(mutations)} loosened variants rejected)")
+    print(
+        f"check_policies: ok ({len(mutations)} loosened policies and "
+        f"{len(compose_mutations)} loosened compose files rejected)"
+    )
     return 0
 
 
