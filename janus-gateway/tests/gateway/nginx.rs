@@ -30,8 +30,8 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-/// A scratch directory of this test, removed and made afresh. Under the system temp dir,
-/// not the target dir, so nginx never needs to traverse a project path.
+/// A scratch directory of this test (nginx's config, pid file, logs and temp paths, the
+/// key file, the gateways' logs), removed and made afresh, and removed again at the end.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("janus-nginx-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -149,6 +149,24 @@ impl Replica {
             &call(self.addr, get("/metrics")).await.text(),
             "janus_gateway_active_streams",
         )
+    }
+
+    /// Waits (at most 5 s) until this replica has sent a keep-alive: the slow stream is
+    /// well under way, silent upstream and all, when the replica is then taken away.
+    async fn relayed_a_keepalive(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = call(self.addr, get("/metrics")).await.text();
+            if metric(&text, "janus_gateway_keepalives_total") >= 1 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {} sent no keep-alive in 5 s",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Chat requests this replica answered, any outcome.
@@ -316,8 +334,8 @@ fn chat(model: &str, stream: bool, text: &str) -> Request<Full<bytes::Bytes>> {
     }))
 }
 
-/// The stack: two echo competitors (`slow`, whose slow step outlasts any test, and `echo`,
-/// quick), two replicas sharing one key file, nginx in front.
+/// The stack: two echo competitors (`slow`, with the given slow step, and `echo`, quick),
+/// two replicas sharing one key file, nginx in front.
 struct Stack {
     dir: PathBuf,
     nginx: Nginx,
@@ -474,8 +492,7 @@ async fn streams_through_nginx_keep_every_gap_under_2s_on_both_replicas() {
 async fn replica_sigterm_ends_its_streams_with_an_error_event_and_the_other_replica_serves() {
     let mut stack = Stack::start("sigterm", Duration::from_secs(60)).await;
     let (stream, victim) = stack.slow_stream_in_flight().await;
-    // Let the stream get going through nginx before the replica goes.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.replicas[victim].relayed_a_keepalive().await;
     let signalled = Instant::now();
     stack.replicas[victim].terminate();
 
@@ -535,7 +552,7 @@ async fn replica_sigkill_leaves_nginx_only_a_truncated_stream_and_the_other_repl
     // could mistake for a complete answer. (The error event needs SIGTERM; see above.)
     let mut stack = Stack::start("sigkill", Duration::from_secs(60)).await;
     let (stream, victim) = stack.slow_stream_in_flight().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.replicas[victim].relayed_a_keepalive().await;
     stack.replicas[victim].child.start_kill().unwrap();
 
     let response = tokio::time::timeout(Duration::from_secs(10), stream)
