@@ -8,6 +8,7 @@ mod config;
 mod failures;
 mod hardening;
 mod lifecycle;
+mod nginx;
 mod openai_sdk;
 mod platform;
 mod relay;
