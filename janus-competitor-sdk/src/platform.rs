@@ -91,9 +91,10 @@ pub trait PlatformExt {
 
 impl PlatformExt for RequestContext {
     fn platform(&self) -> Option<Platform> {
-        self.platform
-            .as_ref()
-            .map(|access| Platform::new(access.clone(), &self.request_id))
+        self.platform.as_ref().map(|access| {
+            Platform::new(access.clone(), &self.request_id)
+                .with_traceparent(self.traceparent.clone())
+        })
     }
 }
 
@@ -102,6 +103,7 @@ impl PlatformExt for RequestContext {
 pub struct Platform {
     access: PlatformAccess,
     request_id: String,
+    traceparent: Option<String>,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -111,8 +113,16 @@ impl Platform {
         Platform {
             access,
             request_id: request_id.to_owned(),
+            traceparent: None,
             http: janus_http::build_client(Duration::from_secs(10)),
         }
+    }
+
+    /// The same handle, sending this `traceparent` on every platform call (the SDK passes
+    /// the request's, so platform calls are children of this hop in a trace).
+    pub fn with_traceparent(mut self, traceparent: Option<String>) -> Platform {
+        self.traceparent = traceparent;
+        self
     }
 
     /// The platform base, up to and including `/platform`.
@@ -127,6 +137,7 @@ impl Platform {
             Some(self.access.grant().to_owned()),
         )
         .with_request_id(self.request_id.clone())
+        .with_traceparent(self.traceparent.clone())
     }
 
     fn request(
@@ -146,6 +157,9 @@ impl Platform {
             )
             .header("x-request-id", &self.request_id)
             .header(header::ACCEPT, accept);
+        if let Some(traceparent) = &self.traceparent {
+            builder = builder.header(janus_core::contract::TRACEPARENT_HEADER, traceparent);
+        }
         let bytes = match body {
             Some(body) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");

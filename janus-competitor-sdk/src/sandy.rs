@@ -259,6 +259,7 @@ pub struct SandyClient {
     base: String,
     api_key: Option<String>,
     request_id: Option<String>,
+    traceparent: Option<String>,
     http: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
 }
@@ -286,6 +287,7 @@ impl SandyClient {
             base: base_url.into().trim_end_matches('/').to_owned(),
             api_key: api_key.filter(|k| !k.is_empty()),
             request_id: None,
+            traceparent: None,
             http: janus_http::build_client(Duration::from_secs(10)),
             // The reference's HTTP timeout.
             timeout: Duration::from_secs(660),
@@ -311,6 +313,15 @@ impl SandyClient {
         client
     }
 
+    /// The same client, sending this `traceparent` on every call (use
+    /// [`RequestContext::traceparent`](crate::RequestContext): this hop's span becomes the
+    /// parent of the sandbox operations, so a trace shows them under the request).
+    pub fn with_traceparent(&self, traceparent: Option<String>) -> SandyClient {
+        let mut client = self.clone();
+        client.traceparent = traceparent;
+        client
+    }
+
     /// The same client with another per-call timeout.
     pub fn with_timeout(&self, timeout: Duration) -> SandyClient {
         let mut client = self.clone();
@@ -331,6 +342,9 @@ impl SandyClient {
         }
         if let Some(id) = &self.request_id {
             builder = builder.header("x-request-id", id);
+        }
+        if let Some(traceparent) = &self.traceparent {
+            builder = builder.header(janus_core::contract::TRACEPARENT_HEADER, traceparent);
         }
         let bytes = match body {
             Some(body) => {

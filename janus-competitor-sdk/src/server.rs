@@ -255,7 +255,13 @@ impl<C: Competitor> Server<C> {
         let context = RequestContext {
             request_id,
             correlation_id: header_string(&parts.headers, CORRELATION_ID_HEADER),
-            traceparent: header_string(&parts.headers, TRACEPARENT_HEADER),
+            // What this hop sends on: the request's trace with this hop's span as parent
+            // (the serving layer settled it), so outgoing calls link under this request.
+            traceparent: parts
+                .extensions
+                .get::<janus_http::TraceContext>()
+                .and_then(|t| t.traceparent.to_str().ok().map(str::to_owned))
+                .or_else(|| header_string(&parts.headers, TRACEPARENT_HEADER)),
             deadline: started + timeout,
             gateway_deadline_ms: header_string(&parts.headers, "x-janus-deadline")
                 .and_then(|v| v.trim().parse().ok()),

@@ -20,7 +20,8 @@ pub struct RequestContext {
     pub request_id: String,
     /// From `X-Correlation-ID`, when present.
     pub correlation_id: Option<String>,
-    /// From `traceparent`, when present.
+    /// The `traceparent` to send on outgoing calls: the request's trace, with this hop's
+    /// span as the parent (the SDK's platform and Sandy clients send it).
     pub traceparent: Option<String>,
     /// When the request will be cancelled.
     pub deadline: Instant,

@@ -598,6 +598,8 @@ impl Platform {
         })?;
         let rest = guard_path(rest)?;
         let grant = self.verify(request.headers())?;
+        // The platform hop's log lines and span name the competitor that called.
+        tracing::Span::current().record("competitor", grant.cid.as_str());
         let upstream_path = format!("{}{}", service.base_path, rest);
         let method = request.method().clone();
         if !service
@@ -657,6 +659,7 @@ impl Platform {
         );
 
         let (parts, body) = request.into_parts();
+        let trace = parts.extensions.get::<janus_http::TraceContext>().cloned();
         let mut headers = parts.headers;
         let declared = headers
             .get(header::CONTENT_LENGTH)
@@ -672,6 +675,14 @@ impl Platform {
         }
         strip(&mut headers, STRIPPED_REQUEST);
         headers.remove(&service.config.header);
+        // The upstream continues the trace under this platform hop, not under the
+        // competitor that called it.
+        if let Some(trace) = &trace {
+            headers.insert(
+                janus_core::contract::TRACEPARENT_HEADER,
+                trace.traceparent.clone(),
+            );
+        }
         if let Some(secret) = &service.secret_value {
             headers.insert(service.config.header.clone(), secret.clone());
         }

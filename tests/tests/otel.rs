@@ -54,6 +54,33 @@ async fn receiver() -> (String, Received) {
     (url, received)
 }
 
+/// A competitor (test double) that creates and terminates a sandbox through the platform.
+struct SandboxUser;
+
+#[janus_competitor_sdk::async_trait]
+impl janus_competitor_sdk::Competitor for SandboxUser {
+    async fn handle(
+        &self,
+        _request: janus_competitor_sdk::ChatCompletionRequest,
+        context: janus_competitor_sdk::RequestContext,
+        out: &mut dyn janus_competitor_sdk::EventWriter,
+    ) -> Result<(), janus_competitor_sdk::CompetitorError> {
+        use janus_competitor_sdk::PlatformExt as _;
+        let fail = |e: &dyn std::fmt::Display| {
+            janus_competitor_sdk::CompetitorError::Internal(e.to_string())
+        };
+        let platform = context.platform().ok_or_else(|| fail(&"no platform"))?;
+        let sandy = platform.sandy();
+        let sandbox = sandy
+            .create(&janus_competitor_sdk::CreateOptions::default())
+            .await
+            .map_err(|e| fail(&e))?;
+        sandy.terminate(&sandbox.id).await.map_err(|e| fail(&e))?;
+        out.content("done").await?;
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn gateway_and_competitor_spans_share_the_clients_trace_with_parent_links() {
     let (collector, received) = receiver().await;
@@ -151,4 +178,110 @@ async fn gateway_and_competitor_spans_share_the_clients_trace_with_parent_links(
         "{gateway}"
     );
     drop(Bytes::new());
+}
+
+#[tokio::test]
+async fn platform_and_sandbox_calls_are_children_in_the_same_trace() {
+    let (collector, received) = receiver().await;
+    let config = OtlpConfig::from_vars(|key| match key {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(collector.clone()),
+        "OTEL_BSP_SCHEDULE_DELAY" => Some("50".to_owned()),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(janus_http::otel::layer(config)),
+    )
+    .unwrap();
+    let root = std::env::temp_dir().join(format!("janus-e2e-otel-{}", janus_core::random_hex(6)));
+    let mut sandbox_config = janus_sandbox::Config::new(root, janus_sandbox::IsolationMode::None);
+    let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox_url = format!("http://{}", sandbox_listener.local_addr().unwrap());
+    sandbox_config.public_url = sandbox_url.clone();
+    tokio::spawn(janus_sandbox::run(
+        sandbox_listener,
+        sandbox_config,
+        std::future::pending(),
+    ));
+    let platforms = vec![janus_gateway::PlatformService::new(
+        "sandbox",
+        janus_gateway::PlatformKind::Sandbox,
+        &sandbox_url,
+    )
+    .unwrap()];
+    let stack = janus_e2e::start_with_platform(SandboxUser, platforms)
+        .await
+        .unwrap();
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let body = r#"{"model":"c","messages":[{"role":"user","content":"go"}]}"#;
+    let mut stream = tokio::net::TcpStream::connect(stack.gateway.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntraceparent: 00-{trace_id}-b7ad6b7169203331-01\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.contains("done"), "{answer}");
+
+    // gateway, competitor, and for each of create and terminate: platform, sandbox.
+    let spans = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            janus_http::otel::flush(Duration::from_secs(2)).await;
+            let spans: Vec<(String, Value)> = received
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, s)| s["traceId"] == trace_id)
+                .cloned()
+                .collect();
+            if spans.len() >= 6 {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("every hop's span reaches the collector");
+    let by = |service: &str| -> Vec<Value> {
+        spans
+            .iter()
+            .filter(|(s, _)| s == service)
+            .map(|(_, span)| span.clone())
+            .collect()
+    };
+    let gateway = by("janus-gateway");
+    let competitor = by("janus-competitor");
+    let platform = by("janus-platform");
+    let sandbox = by("janus-sandbox");
+    assert_eq!((gateway.len(), competitor.len()), (1, 1), "{spans:#?}");
+    assert_eq!(platform.len(), 2, "{spans:#?}");
+    assert_eq!(sandbox.len(), 2, "{spans:#?}");
+    assert_eq!(competitor[0]["parentSpanId"], gateway[0]["spanId"]);
+    for call in &platform {
+        assert_eq!(call["parentSpanId"], competitor[0]["spanId"], "{call}");
+    }
+    let platform_ids: Vec<&Value> = platform.iter().map(|p| &p["spanId"]).collect();
+    for operation in &sandbox {
+        assert!(
+            platform_ids.contains(&&operation["parentSpanId"]),
+            "a sandbox operation whose parent is not a platform call: {operation}"
+        );
+    }
+    let attribute = |span: &Value, key: &str| {
+        span["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"]["stringValue"].clone())
+    };
+    assert_eq!(
+        attribute(&platform[0], "competitor"),
+        Some(Value::from("c"))
+    );
 }
