@@ -301,3 +301,54 @@ async fn sandbox_operations_are_hops_of_the_callers_trace() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_request_through_the_platform_into_a_sandbox_is_one_tree() {
+    let dir = temp_dir("platform");
+    let (mut child, url, _) = up_with(&dir, &["--sandbox-listen", "127.0.0.1:0"]).await;
+    // The echo competitor counts the words in a platform sandbox when asked to, and
+    // returns a file when asked for one.
+    let output = janus()
+        .args([
+            "chat",
+            "--gateway",
+            &url,
+            "count these words in a sandbox and make me a file",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("A sandbox counted"), "{stdout}");
+    let id = printed_request_id(&String::from_utf8_lossy(&output.stderr));
+    stop(&mut child).await;
+
+    let (code, report, text) = trace(&dir, &id).await;
+    assert_eq!(code, Some(0), "{text}");
+    let gateway = &report["hops"][0];
+    assert_eq!(gateway["component"], "gateway", "{report:#}");
+    let competitor = &gateway["children"][0];
+    assert_eq!(competitor["component"], "competitor", "{report:#}");
+    let calls = competitor["children"].as_array().unwrap();
+    assert!(
+        calls.len() >= 2 && calls.iter().all(|c| c["component"] == "platform"),
+        "the competitor's platform calls: {report:#}"
+    );
+    assert!(
+        calls.iter().all(|c| c["competitor"] == "echo"),
+        "{report:#}"
+    );
+    let operations: Vec<&str> = calls
+        .iter()
+        .flat_map(|c| c["children"].as_array().unwrap())
+        .filter(|h| h["component"] == "sandbox")
+        .flat_map(|h| h["events"].as_array().unwrap())
+        .filter(|e| e["what"] == "sandbox request finished")
+        .filter_map(|e| e["detail"]["operation"].as_str())
+        .collect();
+    assert!(operations.contains(&"create"), "{operations:?}: {text}");
+    assert!(operations.contains(&"terminate"), "{operations:?}: {text}");
+    assert!(text.contains("• platform [echo]"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
