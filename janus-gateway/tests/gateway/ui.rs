@@ -232,6 +232,8 @@ impl Drop for CancelGuard {
 struct Scripted {
     seen: Arc<Seen>,
     artifact: Vec<u8>,
+    /// Over the 1,000,000-byte data: limit: linked through the gateway's capability route.
+    big: Vec<u8>,
     png: Vec<u8>,
 }
 
@@ -312,6 +314,10 @@ impl SdkCompetitor for Scripted {
                 .await
                 .map_err(|e| CompetitorError::Internal(e.to_string()))?;
             out.artifact(png).await?;
+            let big = publish_artifact(self.big.clone(), "big.bin", "application/octet-stream")
+                .await
+                .map_err(|e| CompetitorError::Internal(e.to_string()))?;
+            out.artifact(big).await?;
         } else if text.contains("look at this") {
             let images: Vec<String> = request
                 .messages
@@ -542,6 +548,7 @@ async fn the_chat_ui_works_in_a_real_browser() {
     let seen = Arc::new(Seen::default());
     // Bytes that are not text, so a download that re-encodes them would not match.
     let artifact: Vec<u8> = (0..3000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+    let big: Vec<u8> = (0..1_200_000u32).map(|i| (i * 11 + i / 17) as u8).collect();
     let dot = png(48, 48);
     let upload = png(64, 40);
     std::fs::write(work.join("upload.png"), &upload).unwrap();
@@ -557,6 +564,7 @@ async fn the_chat_ui_works_in_a_real_browser() {
         Arc::new(Scripted {
             seen: seen.clone(),
             artifact: artifact.clone(),
+            big: big.clone(),
             png: dot,
         }),
         serve,
@@ -588,6 +596,7 @@ async fn the_chat_ui_works_in_a_real_browser() {
         .env("JANUS_UI_UPLOAD", work.join("upload.png"))
         .env("JANUS_UI_UPLOAD_SHA256", hex(&Sha256::digest(&upload)))
         .env("JANUS_UI_ARTIFACT_SHA256", hex(&Sha256::digest(&artifact)))
+        .env("JANUS_UI_BIG_SHA256", hex(&Sha256::digest(&big)))
         .env("JANUS_UI_DOWNLOADS", work.join("downloads"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -19,6 +19,7 @@ const SHOTS = env("JANUS_UI_SCREENSHOTS");
 const UPLOAD = env("JANUS_UI_UPLOAD");
 const UPLOAD_SHA = env("JANUS_UI_UPLOAD_SHA256");
 const ARTIFACT_SHA = env("JANUS_UI_ARTIFACT_SHA256");
+const BIG_SHA = env("JANUS_UI_BIG_SHA256");
 const DOWNLOADS = env("JANUS_UI_DOWNLOADS");
 const OPEN_PID = Number(env("JANUS_UI_OPEN_PID"));
 mkdirSync(SHOTS, { recursive: true });
@@ -191,9 +192,9 @@ try {
     await newChat(page);
     await ask(page, "make artifacts");
     const answer = lastAnswer(page);
-    await answer.locator(".artifact-card").nth(1).waitFor();
+    await answer.locator(".artifact-card").nth(2).waitFor();
     await settled(page);
-    await page.waitForFunction(() => document.querySelectorAll(".msg.assistant:last-child .verify.ok").length === 2);
+    await page.waitForFunction(() => document.querySelectorAll(".msg.assistant:last-child .verify.ok").length >= 2);
     const card = answer.locator(".artifact-card", { hasText: "data.bin" });
     const meta = await card.locator(".artifact-type").textContent();
     assert(meta.includes("application/octet-stream") && meta.includes("2.9 KB"), `card meta: ${meta}`);
@@ -203,6 +204,14 @@ try {
     assert(download.suggestedFilename() === "data.bin", `file name: ${download.suggestedFilename()}`);
     const bytes = readFileSync(await download.path());
     assert(sha256(bytes) === ARTIFACT_SHA, `downloaded ${bytes.length} bytes hashing to ${sha256(bytes)}`);
+    // Over 1,000,000 bytes: a gateway capability link (same origin), not a data: URL.
+    const big = answer.locator(".artifact-card", { hasText: "big.bin" });
+    const href = await big.locator("a.download").getAttribute("href");
+    assert(href && href.includes("/v1/artifacts/"), `big.bin link: ${href}`);
+    const [bigDownload] = await Promise.all([page.waitForEvent("download"), big.locator("a.download").click()]);
+    assert(bigDownload.suggestedFilename() === "big.bin", `file name: ${bigDownload.suggestedFilename()}`);
+    const bigBytes = readFileSync(await bigDownload.path());
+    assert(sha256(bigBytes) === BIG_SHA, `downloaded ${bigBytes.length} bytes hashing to ${sha256(bigBytes)}`);
     await shot(page, "04-artifacts.png");
   });
 
