@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -81,8 +80,9 @@ impl janus_competitor_sdk::Competitor for SandboxUser {
     }
 }
 
-#[tokio::test]
-async fn gateway_and_competitor_spans_share_the_clients_trace_with_parent_links() {
+/// A collector (test double) and this test process's exporter pointed at it, sending every
+/// 50 ms (nextest runs each test in its own process, so the global subscriber is ours).
+async fn exporting() -> Received {
     let (collector, received) = receiver().await;
     let config = OtlpConfig::from_vars(|key| match key {
         "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(collector.clone()),
@@ -91,33 +91,35 @@ async fn gateway_and_competitor_spans_share_the_clients_trace_with_parent_links(
     })
     .unwrap()
     .unwrap();
-    // This test's own process-wide subscriber (nextest runs each test in its own process).
     tracing::subscriber::set_global_default(
         tracing_subscriber::registry().with(janus_http::otel::layer(config)),
     )
     .unwrap();
+    received
+}
 
-    let stack = janus_e2e::start(echo_competitor::Echo::new(Duration::from_millis(50)))
-        .await
-        .unwrap();
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let client_span = "00f067aa0ba902b7";
-    let body = r#"{"model":"c","messages":[{"role":"user","content":"hello"}]}"#;
-    let mut stream = tokio::net::TcpStream::connect(stack.gateway.trim_start_matches("http://"))
+/// A non-streamed chat through `gateway` in the trace `00-<trace_id>-<parent>-01`.
+async fn traced_chat(gateway: &str, trace_id: &str, parent: &str, prompt: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = serde_json::json!({"model": "c", "messages": [{"role": "user", "content": prompt}]})
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(gateway.trim_start_matches("http://"))
         .await
         .unwrap();
     let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntraceparent: 00-{trace_id}-{client_span}-01\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntraceparent: 00-{trace_id}-{parent}-01\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
 
-    // Both spans close when their responses are done; the exporter sends every 50 ms.
-    let spans = tokio::time::timeout(Duration::from_secs(10), async {
+/// The spans of `trace_id` once at least `count` arrived (spans close when their
+/// responses are done), within 10 s.
+async fn spans_of(received: &Received, trace_id: &str, count: usize) -> Vec<(String, Value)> {
+    tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             janus_http::otel::flush(Duration::from_secs(2)).await;
             let spans: Vec<(String, Value)> = received
@@ -127,14 +129,27 @@ async fn gateway_and_competitor_spans_share_the_clients_trace_with_parent_links(
                 .filter(|(_, s)| s["traceId"] == trace_id)
                 .cloned()
                 .collect();
-            if spans.len() >= 2 {
+            if spans.len() >= count {
                 return spans;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
-    .expect("both hop spans reach the collector");
+    .unwrap_or_else(|_| panic!("fewer than {count} spans of {trace_id} reached the collector"))
+}
+
+#[tokio::test]
+async fn gateway_and_competitor_spans_share_the_clients_trace_with_parent_links() {
+    let received = exporting().await;
+    let stack = janus_e2e::start(echo_competitor::Echo::new(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let answer = traced_chat(&stack.gateway, trace_id, client_span, "hello").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let spans = spans_of(&received, trace_id, 2).await;
     let of = |service: &str| {
         spans
             .iter()
@@ -177,23 +192,11 @@ async fn gateway_and_competitor_spans_share_the_clients_trace_with_parent_links(
         "c",
         "{gateway}"
     );
-    drop(Bytes::new());
 }
 
 #[tokio::test]
 async fn platform_and_sandbox_calls_are_children_in_the_same_trace() {
-    let (collector, received) = receiver().await;
-    let config = OtlpConfig::from_vars(|key| match key {
-        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(collector.clone()),
-        "OTEL_BSP_SCHEDULE_DELAY" => Some("50".to_owned()),
-        _ => None,
-    })
-    .unwrap()
-    .unwrap();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(janus_http::otel::layer(config)),
-    )
-    .unwrap();
+    let received = exporting().await;
     let root = std::env::temp_dir().join(format!("janus-e2e-otel-{}", janus_core::random_hex(6)));
     let mut sandbox_config = janus_sandbox::Config::new(root, janus_sandbox::IsolationMode::None);
     let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -214,39 +217,10 @@ async fn platform_and_sandbox_calls_are_children_in_the_same_trace() {
         .await
         .unwrap();
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
-    let body = r#"{"model":"c","messages":[{"role":"user","content":"go"}]}"#;
-    let mut stream = tokio::net::TcpStream::connect(stack.gateway.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntraceparent: 00-{trace_id}-b7ad6b7169203331-01\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
+    let answer = traced_chat(&stack.gateway, trace_id, "b7ad6b7169203331", "go").await;
     assert!(answer.contains("done"), "{answer}");
-
     // gateway, competitor, and for each of create and terminate: platform, sandbox.
-    let spans = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            janus_http::otel::flush(Duration::from_secs(2)).await;
-            let spans: Vec<(String, Value)> = received
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(_, s)| s["traceId"] == trace_id)
-                .cloned()
-                .collect();
-            if spans.len() >= 6 {
-                return spans;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("every hop's span reaches the collector");
+    let spans = spans_of(&received, trace_id, 6).await;
     let by = |service: &str| -> Vec<Value> {
         spans
             .iter()
