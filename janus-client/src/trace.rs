@@ -178,12 +178,20 @@ pub fn build(query: &str, files: &[PathBuf]) -> Result<Trace, TraceError> {
     if trace_ids.is_empty() && query.len() == 32 {
         trace_ids.insert(query.to_owned());
     }
+    let in_trace = |l: &Line| {
+        l.str("request_id") == Some(query)
+            || l.str("trace_id").is_some_and(|t| trace_ids.contains(t))
+    };
+    // Artifacts published in the trace are fetched later by requests of their own: their
+    // download lines belong to this story too.
+    let artifacts: BTreeSet<String> = lines
+        .iter()
+        .filter(|l| in_trace(l) && l.str("message") == Some("artifact published"))
+        .filter_map(|l| l.str("artifact_id").map(str::to_owned))
+        .collect();
     let mut matched: Vec<Line> = lines
         .into_iter()
-        .filter(|l| {
-            l.str("request_id") == Some(query)
-                || l.str("trace_id").is_some_and(|t| trace_ids.contains(t))
-        })
+        .filter(|l| in_trace(l) || l.str("artifact_id").is_some_and(|a| artifacts.contains(a)))
         .collect();
     if matched.is_empty() {
         return Err(TraceError::NotFound {

@@ -265,10 +265,19 @@ impl ChunkBuilder {
                 janus: Some(event),
                 ..Delta::default()
             },
-            CompetitorEvent::Artifact(descriptor) => Delta {
-                janus: Some(JanusEvent::artifacts(&[descriptor])),
-                ..Delta::default()
-            },
+            CompetitorEvent::Artifact(descriptor) => {
+                // Inside the request's span: a hop step of `janus trace`.
+                tracing::info!(
+                    artifact_id = %descriptor.id,
+                    size = descriptor.size_bytes,
+                    inline = descriptor.url.starts_with("data:"),
+                    "artifact published"
+                );
+                Delta {
+                    janus: Some(JanusEvent::artifacts(&[descriptor])),
+                    ..Delta::default()
+                }
+            }
             CompetitorEvent::Usage(usage) => {
                 self.usage = Some(usage);
                 return None;

@@ -107,15 +107,17 @@ fn unknown_artifact() -> GatewayError {
 
 /// `GET`/`HEAD /v1/artifacts/<capability>/<artifact-id>`; `rest` is the path after the
 /// route prefix.
-pub(crate) async fn download(
+pub(crate) async fn download<B>(
     config: &Config,
     client: &HttpClient,
     keys: &SigningKeys,
-    method: &Method,
     rest: &str,
-    headers: &HeaderMap,
+    request: &Request<B>,
     request_id: &HeaderValue,
 ) -> Result<Response<ResponseBody>, GatewayError> {
+    let method = request.method();
+    let headers = request.headers();
+    let trace = request.extensions().get::<janus_http::TraceContext>();
     let Some((token, id)) = rest.split_once('/') else {
         return Err(GatewayError::ArtifactNotFound(
             "artifacts are downloaded at /v1/artifacts/<capability>/<artifact-id>".to_owned(),
@@ -146,6 +148,13 @@ pub(crate) async fn download(
         })
         .uri(url)
         .header(REQUEST_ID_HEADER, request_id.clone());
+    // The competitor's side of the download continues this request's trace.
+    if let Some(trace) = trace {
+        upstream = upstream.header(
+            janus_core::contract::TRACEPARENT_HEADER,
+            trace.traceparent.clone(),
+        );
+    }
     // Only one well-formed byte range is forwarded; anything else gets the whole file.
     let range = headers
         .get(header::RANGE)

@@ -735,6 +735,7 @@ impl Platform {
                 )
             })?;
         *upstream.headers_mut() = headers;
+        let called = std::time::Instant::now();
         let response = tokio::time::timeout_at(deadline, self.client.request(upstream))
             .await
             .map_err(|_| timed_out())?
@@ -749,6 +750,14 @@ impl Platform {
         let (mut parts, body) = response.into_parts();
         strip(&mut parts.headers, STRIPPED_RESPONSE);
         let status = parts.status;
+        // One line per call with the upstream's answer (streams: to their head; their
+        // tokens follow in a `platform usage` line).
+        tracing::info!(
+            service = name,
+            status = status.as_u16(),
+            duration_ms = called.elapsed().as_secs_f64() * 1000.0,
+            "platform call answered"
+        );
         let response_cap = service.config.max_response_bytes;
         let is_sse = parts
             .headers
@@ -961,6 +970,13 @@ fn record_tokens(
         + completion as f64 * price.completion_per_million / 1e6;
     drop(state);
     metrics.platform_tokens(&service.config.name, prompt, completion);
+    // Inside the platform hop's span: `janus trace` shows the tokens of the call.
+    tracing::info!(
+        service = %service.config.name,
+        prompt_tokens = prompt,
+        completion_tokens = completion,
+        "platform usage"
+    );
 }
 
 #[derive(Debug)]

@@ -280,9 +280,8 @@ impl Gateway {
                     &self.config,
                     &self.client,
                     &self.signing,
-                    &method,
                     rest,
-                    request.headers(),
+                    &request,
                     request_id.header_value(),
                 )
                 .await;
