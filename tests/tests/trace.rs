@@ -246,7 +246,10 @@ async fn a_request_through_every_hop_is_rebuilt_in_order_from_the_logs() {
         .unwrap_or_else(|| panic!("no download hop: {text}"));
     assert_ne!(download.request_id.as_deref(), Some(request_id.as_str()));
     assert!(
-        download.children.iter().any(|h| h.component == "competitor"),
+        download
+            .children
+            .iter()
+            .any(|h| h.component == "competitor"),
         "the competitor's side of the download is its child: {text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
