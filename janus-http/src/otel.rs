@@ -1,5 +1,6 @@
 //! Optional span export over OTLP/HTTP (JSON encoding), on exactly when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` then names
+//! the traces URL, if given).
 //!
 //! What is exported are the hop spans the serving layer opens for every request (those with
 //! `trace_id` and `span_id` fields): their ids are the ones the component logs and sends
@@ -66,14 +67,13 @@ impl OtlpConfig {
         {
             return Ok(None);
         }
-        let url = match (
-            set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-            set("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        ) {
-            (Some(traces), _) => traces,
-            (None, Some(base)) => format!("{}/v1/traces", base.trim_end_matches('/')),
-            (None, None) => return Ok(None),
+        // On exactly when the endpoint is set (decisions.md); the traces-specific variable
+        // only refines where spans go.
+        let Some(base) = set("OTEL_EXPORTER_OTLP_ENDPOINT") else {
+            return Ok(None);
         };
+        let url = set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .unwrap_or_else(|| format!("{}/v1/traces", base.trim_end_matches('/')));
         if let Some(protocol) = set("OTEL_EXPORTER_OTLP_PROTOCOL") {
             if protocol != "http/json" {
                 return Err(format!(
@@ -449,6 +449,15 @@ mod tests {
     #[test]
     fn off_unless_an_endpoint_is_set() {
         assert_eq!(OtlpConfig::from_vars(vars(&[])).unwrap(), None);
+        assert_eq!(
+            OtlpConfig::from_vars(vars(&[(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://127.0.0.1:9/t"
+            )]))
+            .unwrap(),
+            None,
+            "the traces URL alone does not turn export on"
+        );
         let on = OtlpConfig::from_vars(vars(&[(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "http://127.0.0.1:4318/",
