@@ -132,9 +132,10 @@ impl Platform {
 
     /// A Sandy client bound to the platform's `sandbox` service with this request's grant.
     pub fn sandy(&self) -> SandyClient {
-        SandyClient::new(
+        SandyClient::on(
             format!("{}/sandbox", self.access.url()),
             Some(self.access.grant().to_owned()),
+            self.http.clone(),
         )
         .with_request_id(self.request_id.clone())
         .with_traceparent(self.traceparent.clone())

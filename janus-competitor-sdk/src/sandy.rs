@@ -283,12 +283,26 @@ fn first_str<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
 impl SandyClient {
     /// A client for `base_url` (e.g. `http://127.0.0.1:8300`).
     pub fn new(base_url: impl Into<String>, api_key: Option<String>) -> SandyClient {
+        SandyClient::on(
+            base_url,
+            api_key,
+            janus_http::build_client(Duration::from_secs(10)),
+        )
+    }
+
+    /// A client on an existing connection pool (the platform handle's), so a request's
+    /// platform and Sandy calls share connections instead of each building a pool.
+    pub(crate) fn on(
+        base_url: impl Into<String>,
+        api_key: Option<String>,
+        http: Client<HttpConnector, Full<Bytes>>,
+    ) -> SandyClient {
         SandyClient {
             base: base_url.into().trim_end_matches('/').to_owned(),
             api_key: api_key.filter(|k| !k.is_empty()),
             request_id: None,
             traceparent: None,
-            http: janus_http::build_client(Duration::from_secs(10)),
+            http,
             // The reference's HTTP timeout.
             timeout: Duration::from_secs(660),
         }
