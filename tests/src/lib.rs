@@ -88,3 +88,21 @@ pub async fn start_with_platform<C: Competitor>(
         stop,
     })
 }
+
+/// Serves `answer` on 127.0.0.1:0 through the real serving layer — a test double for an
+/// upstream (an inference API, a search API) — and returns its address.
+pub async fn test_double<F, Fut>(answer: F) -> std::io::Result<SocketAddr>
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<janus_http::ResponseBody>> + Send + 'static,
+{
+    let (listener, addr) = bind().await?;
+    tokio::spawn(janus_http::serve(
+        listener,
+        answer,
+        janus_http::ServeConfig::default(),
+        janus_http::Drain::new(),
+        std::future::pending(),
+    ));
+    Ok(addr)
+}

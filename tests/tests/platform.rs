@@ -4,13 +4,11 @@
 //! for a paid LLM API; the sandbox service is the real janus-sandbox.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
 use janus_client::HttpClient;
 use janus_competitor_sdk::{
     async_trait, ChatCompletionRequest, Competitor, CompetitorError, CreateOptions, EventWriter,
@@ -26,91 +24,56 @@ const SECRET: &str = "sk-e2e-upstream-secret";
 /// usage; records the Authorization it saw. Its answer has a Content-Length, which pins a
 /// bug: the gateway must drop it when it strips the usage chunk.
 async fn fake_inference() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+    let sink = seen.clone();
+    let addr = janus_e2e::test_double(move |request: hyper::Request<hyper::body::Incoming>| {
+        let seen = sink.clone();
+        async move {
+            let auth = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            seen.lock().unwrap().push(auth);
+            let body: Value =
+                serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap();
+            let chunk = |delta: Value| {
+                format!(
+                    "data: {}\n\n",
+                    json!({"id":"u","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":delta,"finish_reason":null}]})
+                )
             };
-            let seen = seen2.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let auth = request
-                                .headers()
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_owned();
-                            seen.lock().unwrap().push(auth);
-                            let body: Value = serde_json::from_slice(
-                                &request.into_body().collect().await.unwrap().to_bytes(),
-                            )
-                            .unwrap();
-                            let chunk = |delta: Value| {
-                                format!(
-                                    "data: {}\n\n",
-                                    json!({"id":"u","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"delta":delta,"finish_reason":null}]})
-                                )
-                            };
-                            let mut text = chunk(json!({"reasoning_content": "upstream thinks"}));
-                            text.push_str(&chunk(json!({"content": "upstream says hi"})));
-                            if body["stream_options"]["include_usage"] == true {
-                                text.push_str(&format!("data: {}\n\n", json!({"id":"u","object":"chat.completion.chunk","created":1,"model":"up","choices":[],"usage":{"prompt_tokens":13,"completion_tokens":4,"total_tokens":17}})));
-                            }
-                            text.push_str("data: [DONE]\n\n");
-                            Ok::<_, Infallible>(
-                                hyper::Response::builder()
-                                    .header("content-type", "text/event-stream")
-                                    .body(Full::new(Bytes::from(text)))
-                                    .unwrap(),
-                            )
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            let mut text = chunk(json!({"reasoning_content": "upstream thinks"}));
+            text.push_str(&chunk(json!({"content": "upstream says hi"})));
+            if body["stream_options"]["include_usage"] == true {
+                text.push_str(&format!("data: {}\n\n", json!({"id":"u","object":"chat.completion.chunk","created":1,"model":"up","choices":[],"usage":{"prompt_tokens":13,"completion_tokens":4,"total_tokens":17}})));
+            }
+            text.push_str("data: [DONE]\n\n");
+            // A body of known length: the answer carries a Content-Length.
+            hyper::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(janus_http::response::full(text))
+                .unwrap()
         }
-    });
-    (url, seen)
+    })
+    .await
+    .unwrap();
+    (format!("http://{addr}/v1"), seen)
 }
 
 /// A test double for a search API: echoes the query it got.
 async fn fake_search() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |request: hyper::Request<hyper::body::Incoming>| async move {
-                        let body =
-                            json!({"path": request.uri().path(), "query": request.uri().query()});
-                        Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from(body.to_string())))
-                                .unwrap(),
-                        )
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
+    let addr = janus_e2e::test_double(
+        |request: hyper::Request<hyper::body::Incoming>| async move {
+            let body = json!({"path": request.uri().path(), "query": request.uri().query()});
+            janus_http::response::json_response(http::StatusCode::OK, body.to_string())
+        },
+    )
+    .await
+    .unwrap();
+    format!("http://{addr}")
 }
 
 struct PlatformUser {

@@ -5,7 +5,6 @@
 //! with its latency.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::convert::Infallible;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,35 +19,16 @@ use serde_json::{json, Value};
 
 /// The inference upstream (a test double): a chat completion with usage.
 async fn fake_inference() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |request: hyper::Request<hyper::body::Incoming>| async move {
-                        let _ = request.into_body().collect().await;
-                        let body = json!({"id":"u","object":"chat.completion","created":1,"model":"up",
-                        "choices":[{"index":0,"message":{"role":"assistant","content":"upstream says hi"},"finish_reason":"stop"}],
-                        "usage":{"prompt_tokens":13,"completion_tokens":4,"total_tokens":17}});
-                        Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .header("content-type", "application/json")
-                                .body(http_body_util::Full::new(Bytes::from(body.to_string())))
-                                .unwrap(),
-                        )
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
+    let addr = janus_e2e::test_double(|request: hyper::Request<hyper::body::Incoming>| async move {
+        let _ = request.into_body().collect().await;
+        let body = json!({"id":"u","object":"chat.completion","created":1,"model":"up",
+            "choices":[{"index":0,"message":{"role":"assistant","content":"upstream says hi"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":13,"completion_tokens":4,"total_tokens":17}});
+        janus_http::response::json_response(http::StatusCode::OK, body.to_string())
+    })
+    .await
+    .unwrap();
+    format!("http://{addr}/v1")
 }
 
 /// A competitor (test double) that asks inference, runs a command in a platform sandbox
