@@ -44,6 +44,12 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// Request header from the gateway: the URL prefix (ending in `/`) under which the
 /// competitor publishes served artifacts, `<base><artifact-id>`.
 pub const ARTIFACT_BASE_HEADER: &str = "x-janus-artifact-base";
+/// Response header of a proxy in front of a competitor (the sandbox service's proxy
+/// route) on an error whose request reached the competitor (value `1`): the competitor
+/// took it and closed the connection without answering — it crashed or was killed at a
+/// limit. A cold-start retry must not replay such a request (nginx passes a
+/// non-idempotent request to the next upstream only if it was never sent).
+pub const UPSTREAM_REACHED_HEADER: &str = "x-janus-upstream-reached";
 /// The gateway's artifact route: `<prefix><capability>/<artifact-id>`.
 pub const ARTIFACTS_ROUTE_PREFIX: &str = "/v1/artifacts/";
 /// Where a competitor serves its stored artifacts: `<prefix><artifact-id>`.

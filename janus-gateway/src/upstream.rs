@@ -164,7 +164,13 @@ pub async fn open(
             warming.store(false, Ordering::Relaxed);
             return Ok(response);
         }
+        // A proxy's word that the competitor took this request and died on it: replaying
+        // it would crash the competitor again (a request that hits a memory limit).
+        let reached = response
+            .headers()
+            .contains_key(janus_core::contract::UPSTREAM_REACHED_HEADER);
         if is_cold_start_status(status)
+            && !reached
             && attempt < retry.max_attempts
             && sent_at.elapsed() < QUICK_ANSWER
         {

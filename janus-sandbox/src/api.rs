@@ -67,7 +67,14 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 }
 
 fn error_response(error: &SandboxError) -> Response<Body> {
-    janus_http::response::error_response(error.status(), &error.envelope())
+    let mut response = janus_http::response::error_response(error.status(), &error.envelope());
+    if matches!(error, SandboxError::UpstreamClosed(_)) {
+        response.headers_mut().insert(
+            janus_core::contract::UPSTREAM_REACHED_HEADER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 async fn handle(manager: Arc<Manager>, request: Request<Incoming>) -> Response<Body> {
@@ -812,25 +819,47 @@ async fn proxy(
             janus_core::error_chain(&e)
         ))
     };
+    let closed = |e: hyper::Error| {
+        SandboxError::UpstreamClosed(format!(
+            "the process on port {port} in the sandbox closed the connection without answering: {}",
+            janus_core::error_chain(&e)
+        ))
+    };
     let response = match manager.connect_inside(sandbox, port).await? {
+        // A connected socket: whatever fails now failed after the request was sent.
         crate::relay::Inside::Socket(stream) => {
             let (mut sender, connection) =
                 hyper::client::conn::http1::handshake(TokioIo::new(stream))
                     .await
                     .map_err(unreachable)?;
             tokio::spawn(connection);
-            sender.send_request(forward).await.map_err(unreachable)?
+            sender.send_request(forward).await.map_err(closed)?
         }
         crate::relay::Inside::Helper { mut child, io } => {
             let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
                 .await
                 .map_err(unreachable)?;
-            // The helper lives exactly as long as the connection.
-            tokio::spawn(async move {
-                let _ = connection.await;
-                let _ = child.kill().await;
-            });
-            sender.send_request(forward).await.map_err(unreachable)?
+            let connection = tokio::spawn(connection);
+            match sender.send_request(forward).await {
+                Ok(response) => {
+                    // The helper lives exactly as long as the connection.
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                        let _ = child.kill().await;
+                    });
+                    response
+                }
+                Err(e) => {
+                    // The helper exits 1 when its connect failed (nothing listens: a cold
+                    // start, fine to retry), 0 when the connection it made was closed.
+                    let exit = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+                    let _ = child.kill().await;
+                    return Err(match exit {
+                        Ok(Ok(status)) if status.success() => closed(e),
+                        _ => unreachable(e),
+                    });
+                }
+            }
         }
     };
     let (mut parts, body) = response.into_parts();

@@ -47,6 +47,10 @@ pub enum SandboxError {
     /// Nothing answers inside the sandbox (proxy).
     #[error("{0}")]
     BadGateway(String),
+    /// The process inside took the request and closed the connection without answering
+    /// (it crashed, or was killed at a limit): the request must not be replayed.
+    #[error("{0}")]
+    UpstreamClosed(String),
     /// Something failed on the service side.
     #[error("{0}")]
     Internal(String),
@@ -66,7 +70,9 @@ impl SandboxError {
             SandboxError::AtCapacity(_) => StatusCode::TOO_MANY_REQUESTS,
             SandboxError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             SandboxError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            SandboxError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            SandboxError::BadGateway(_) | SandboxError::UpstreamClosed(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             SandboxError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +92,7 @@ impl SandboxError {
             SandboxError::NotImplemented(_) => "not_implemented",
             SandboxError::NoRoute(_) => "not_found",
             SandboxError::BadGateway(_) => "upstream_unreachable",
+            SandboxError::UpstreamClosed(_) => "upstream_closed",
             SandboxError::Internal(_) => "sandbox_error",
         }
     }

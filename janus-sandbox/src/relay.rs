@@ -19,18 +19,25 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 /// Runs a hidden helper mode when the process arguments (after the program name) ask for
 /// one, and says how the process should exit; `None` for an ordinary invocation. Binaries
 /// that the service may name as `helper_binary` call this first thing in `main`.
+///
+/// A finished helper exits the process at once rather than returning: `__connect` reads
+/// stdin on the runtime's blocking pool, a read that cannot be cancelled, so dropping the
+/// runtime would wait for the service to close the pipe, while the service waits for
+/// the helper's exit to learn how the connection ended (the proxy route's answer when a
+/// competitor dies mid-request).
 pub async fn run_helper(args: &[String]) -> Option<std::process::ExitCode> {
     let outcome = helper_main(args).await?;
-    Some(match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let code = match outcome {
+        Ok(()) => 0,
         Err(e) => {
             #[allow(clippy::print_stderr)] // the helper's only channel for a failure
             {
                 eprintln!("janus sandbox helper: {e}");
             }
-            std::process::ExitCode::from(1)
+            1
         }
-    })
+    };
+    std::process::exit(code)
 }
 
 /// Hidden helper entry point; `args` are the process arguments after the program name.

@@ -237,6 +237,34 @@ async fn cold_start_retries_with_warming_comments() {
 }
 
 #[tokio::test]
+async fn a_request_that_reached_the_competitor_before_it_died_is_not_replayed() {
+    // The sandbox proxy's 502 when the competitor took the request and died on it (a
+    // memory limit): replaying it would kill the competitor again.
+    let competitor = Competitor::start(|_, _| {
+        Script::json(
+            502,
+            r#"{"error":{"message":"the process on port 8080 in the sandbox closed the connection without answering","type":"server_error","param":null,"code":"upstream_closed"}}"#,
+        )
+        .with_header("x-janus-upstream-reached", "1")
+    })
+    .await;
+    let gateway = Gateway::start(test_config(vec![competitor.config("a")])).await;
+    let plain = call(gateway.addr, chat_request(&plain_body("m"))).await;
+    assert_eq!(plain.status, 502);
+    assert!(
+        plain.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("closed the connection without answering"),
+        "{}",
+        plain.text()
+    );
+    assert_eq!(competitor.requests().len(), 1);
+    let streamed = call(gateway.addr, chat_request(&stream_body("m"))).await;
+    assert_eq!(competitor.requests().len(), 2, "{}", streamed.text());
+}
+
+#[tokio::test]
 async fn cold_start_gives_up_after_the_attempt_limit() {
     let competitor = Competitor::start(|_, _| Script::json(503, "{}")).await;
     let mut config = test_config(vec![competitor.config("a")]);

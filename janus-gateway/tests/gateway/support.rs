@@ -44,6 +44,8 @@ pub struct Script {
     /// Delay before the response headers.
     pub head_delay: Duration,
     pub steps: Vec<Step>,
+    /// Extra response headers.
+    pub headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Script {
@@ -53,6 +55,7 @@ impl Script {
             content_type: "text/event-stream",
             head_delay: Duration::ZERO,
             steps,
+            headers: Vec::new(),
         }
     }
 
@@ -62,7 +65,14 @@ impl Script {
             content_type: "application/json",
             head_delay: Duration::ZERO,
             steps: vec![send(body)],
+            headers: Vec::new(),
         }
+    }
+
+    /// The same, with one more response header.
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Script {
+        self.headers.push((name, value));
+        self
     }
 }
 
@@ -214,6 +224,7 @@ type TestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error
 
 fn scripted_response(script: Script, guard: AbandonGuard) -> Response<TestBody> {
     let steps = script.steps.into_iter();
+    let extra_headers = script.headers;
     let body = stream::unfold((steps, guard), |(mut steps, mut guard)| async move {
         loop {
             match steps.next() {
@@ -237,6 +248,9 @@ fn scripted_response(script: Script, guard: AbandonGuard) -> Response<TestBody> 
     response
         .headers_mut()
         .insert("content-type", script.content_type.parse().unwrap());
+    for (name, value) in extra_headers {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
     response
 }
 
