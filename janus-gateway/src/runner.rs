@@ -85,8 +85,8 @@ async fn call(
     Ok((status, body))
 }
 
-/// The Sandy create call for `spec`.
-fn create_body(spec: &LaunchSpec) -> Value {
+/// The Sandy create call for `spec`; `platform_url` is announced in `JANUS_PLATFORM_URL`.
+fn create_body(spec: &LaunchSpec, platform_url: Option<&str>) -> Value {
     let mut env: serde_json::Map<String, Value> = spec
         .env
         .iter()
@@ -95,6 +95,10 @@ fn create_body(spec: &LaunchSpec) -> Value {
     // Where an SDK competitor listens unless its command says otherwise.
     env.entry("JANUS_LISTEN")
         .or_insert_with(|| Value::String(format!("127.0.0.1:{}", spec.port)));
+    // The gateway's word on where its platform is wins over the config's.
+    if let Some(url) = platform_url {
+        env.insert("JANUS_PLATFORM_URL".into(), Value::String(url.to_owned()));
+    }
     let mut resources = serde_json::Map::new();
     if let Some(cpu) = spec.resources.cpu {
         resources.insert("cpu".into(), json!(cpu));
@@ -130,6 +134,7 @@ pub async fn launch(
     client: &Client,
     sandbox_url: &str,
     specs: &[LaunchSpec],
+    platform_url: Option<&str>,
 ) -> Result<Vec<Launched>, LaunchError> {
     let mut launched: Vec<Launched> = Vec::new();
     for spec in specs {
@@ -141,7 +146,7 @@ pub async fn launch(
             client,
             http::Method::POST,
             &format!("{sandbox_url}/api/sandboxes"),
-            Some(create_body(spec)),
+            Some(create_body(spec, platform_url)),
         )
         .await;
         let sandbox_id = match created {

@@ -83,6 +83,14 @@ pub async fn run_with_platform(
     if config.public_url.is_none() {
         config.public_url = Some(format!("http://{}", listener.local_addr()?));
     }
+    // Likewise the platform base competitors are told names the platform port bound.
+    let platform_on = match &platform_listener {
+        Some(platform_listener) if !config.platforms.is_empty() => {
+            config.platform_listen = platform_listener.local_addr()?;
+            true
+        }
+        _ => false,
+    };
     let client = build_client(config.connect_timeout);
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(HealthState::default());
@@ -92,9 +100,28 @@ pub async fn run_with_platform(
     let runner = match (&config.sandbox_url, config.launch.is_empty()) {
         (Some(sandbox_url), false) => {
             let runner_client = janus_http::build_client(config.connect_timeout);
-            let launched = crate::runner::launch(&runner_client, sandbox_url, &config.launch)
-                .await
-                .map_err(std::io::Error::other)?;
+            // A launched competitor finds the platform in JANUS_PLATFORM_URL; the sandbox
+            // service forwards the platform port into its sandbox (`--forward platform=…`).
+            let platform_url = platform_on.then(|| config.platform_base());
+            let platform_port = config.platform_listen.port();
+            if let Some(spec) = config
+                .launch
+                .iter()
+                .find(|s| platform_on && s.port == platform_port)
+            {
+                return Err(std::io::Error::other(format!(
+                    "competitor '{}' would listen on port {platform_port} in its sandbox, where the platform is forwarded: give it another `port`",
+                    spec.id
+                )));
+            }
+            let launched = crate::runner::launch(
+                &runner_client,
+                sandbox_url,
+                &config.launch,
+                platform_url.as_deref(),
+            )
+            .await
+            .map_err(std::io::Error::other)?;
             config
                 .competitors
                 .extend(crate::runner::competitor_configs(&launched, &config.launch));

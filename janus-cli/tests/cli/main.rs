@@ -10,6 +10,7 @@ mod baseline;
 mod bench;
 mod broken;
 mod check;
+mod egress;
 mod exits;
 mod runner;
 mod trace;
