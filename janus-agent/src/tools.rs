@@ -121,12 +121,30 @@ fn one_line(text: &str, limit: usize) -> String {
 }
 
 /// Runs tools for one task.
-#[derive(Debug)]
 pub struct Tools {
     workspace: PathBuf,
     shell_timeout: Duration,
     output_limit: usize,
     search_url: Option<String>,
+    /// The agent's API key, sent to the search service too: behind the gateway both are
+    /// platform services and the key is the request's grant.
+    search_key: Option<String>,
+}
+
+impl std::fmt::Debug for Tools {
+    // The key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tools")
+            .field("workspace", &self.workspace)
+            .field("shell_timeout", &self.shell_timeout)
+            .field("output_limit", &self.output_limit)
+            .field("search_url", &self.search_url)
+            .field(
+                "search_key",
+                &self.search_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Tools {
@@ -137,6 +155,7 @@ impl Tools {
             shell_timeout: config.shell_timeout,
             output_limit: config.output_limit,
             search_url: config.search_url.clone(),
+            search_key: config.api_key.clone(),
         }
     }
 
@@ -332,13 +351,16 @@ impl Tools {
 
     async fn search(&self, url: &str, query: &str, remaining: Duration) -> ToolOutcome {
         let client = janus_http::build_client::<Full<Bytes>>(Duration::from_secs(10));
-        let request = match http::Request::post(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(json!({"query": query}).to_string())))
-        {
-            Ok(request) => request,
-            Err(_) => return ToolOutcome::failed(format!("bad search URL '{url}'")),
-        };
+        let mut request =
+            http::Request::post(url).header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &self.search_key {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let request =
+            match request.body(Full::new(Bytes::from(json!({"query": query}).to_string()))) {
+                Ok(request) => request,
+                Err(_) => return ToolOutcome::failed(format!("bad search URL '{url}'")),
+            };
         let call = async {
             let response = client
                 .request(request)

@@ -220,18 +220,39 @@ async fn file_tools_map_workspace_paths_and_truncate_output() {
 
 /// A scripted model: answers each call with the next reply.
 async fn fake_model(replies: Vec<Value>) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let (url, seen, _) = fake_model_with_auth(replies).await;
+    (url, seen)
+}
+
+/// [`fake_model`], also recording each call's Authorization header.
+async fn fake_model_with_auth(
+    replies: Vec<Value>,
+) -> (String, Arc<Mutex<Vec<Value>>>, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (log, replies) = (seen.clone(), Arc::new(Mutex::new(replies.into_iter())));
+    let auth = Arc::new(Mutex::new(Vec::new()));
+    let (log, auth_log, replies) = (
+        seen.clone(),
+        auth.clone(),
+        Arc::new(Mutex::new(replies.into_iter())),
+    );
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (log, replies) = (log.clone(), replies.clone());
+            let (log, auth_log, replies) = (log.clone(), auth_log.clone(), replies.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |request: http::Request<hyper::body::Incoming>| {
-                        let (log, replies) = (log.clone(), replies.clone());
+                        let (log, auth_log, replies) =
+                            (log.clone(), auth_log.clone(), replies.clone());
                         async move {
+                            auth_log.lock().unwrap().push(
+                                request
+                                    .headers()
+                                    .get("authorization")
+                                    .map(|v| v.to_str().unwrap().to_owned())
+                                    .unwrap_or_default(),
+                            );
                             let body = request.into_body().collect().await.unwrap().to_bytes();
                             log.lock()
                                 .unwrap()
@@ -249,7 +270,7 @@ async fn fake_model(replies: Vec<Value>) -> (String, Arc<Mutex<Vec<Value>>>) {
             });
         }
     });
-    (url, seen)
+    (url, seen, auth)
 }
 
 fn message(message: Value) -> Value {
@@ -348,7 +369,7 @@ async fn an_unreachable_endpoint_stops_the_run_naming_it() {
 #[tokio::test]
 async fn web_search_is_offered_and_called_only_when_configured() {
     // One fake serves both the model and the search endpoint, answering in order.
-    let (url, seen) = fake_model(vec![
+    let (url, seen, auth) = fake_model_with_auth(vec![
         message(json!({"role": "assistant", "content": null,
             "tool_calls": [{"id": "s1", "type": "function", "function": {"name": "web_search", "arguments": "{\"query\":\"janus sse\"}"}}]})),
         json!({"results": [{"title": "SSE keep-alives", "url": "http://127.0.0.1/doc"}]}),
@@ -362,10 +383,16 @@ async fn web_search_is_offered_and_called_only_when_configured() {
         ("JANUS_AGENT_API_BASE_URL", &url),
         ("JANUS_AGENT_PROMPT", "search"),
         ("JANUS_AGENT_SEARCH_URL", &search),
+        ("JANUS_AGENT_API_KEY", "grant-for-both"),
     ])
     .unwrap();
     let outcome = janus_agent::run(&config, Vec::new()).await;
     assert_eq!(outcome, Outcome::Finished("Found one page.".into()));
+    // Behind the gateway both are platform services and the key is the request's grant.
+    assert_eq!(
+        auth.lock().unwrap().as_slice(),
+        ["Bearer grant-for-both"; 3].map(str::to_owned)
+    );
     let requests = seen.lock().unwrap().clone();
     assert!(requests[0]["tools"].to_string().contains("web_search"));
     assert_eq!(requests[1], json!({"query": "janus sse"}));

@@ -333,7 +333,7 @@ pub async fn run(
     if let Some(key) = &endpoint.key {
         env.push(("JANUS_AGENT_API_KEY".to_owned(), key.clone()));
     }
-    if let Some(search) = &settings.search_url {
+    if let Some(search) = &services.agent_search {
         env.push(("JANUS_AGENT_SEARCH_URL".to_owned(), search.clone()));
     }
     let agent_request = AgentRequest {

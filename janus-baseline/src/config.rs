@@ -41,9 +41,13 @@ pub struct Settings {
     /// Model endpoint as seen from inside the sandbox (`JANUS_BASELINE_AGENT_API_BASE`,
     /// default the inference URL: the sandbox service forwards its host and port).
     pub agent_api_base: Option<String>,
-    /// Platform search endpoint handed to the agent's `web_search`
-    /// (`JANUS_BASELINE_SEARCH_URL`; unset: no web search).
+    /// Search endpoint handed to the agent's `web_search` when the baseline runs without
+    /// the gateway's platform (`JANUS_BASELINE_SEARCH_URL`; unset: no web search).
     pub search_url: Option<String>,
+    /// Behind the gateway: the path under the platform base the agent's `web_search`
+    /// posts to (`JANUS_BASELINE_SEARCH_PATH`, e.g. `search` when the gateway serves a
+    /// search service; unset: no web search). `janus up --search-url` sets it.
+    pub search_path: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -63,6 +67,8 @@ impl std::fmt::Debug for Settings {
             .field("agent_max_steps", &self.agent_max_steps)
             .field("agent_name", &self.agent_name)
             .field("agent_binary", &self.agent_binary)
+            .field("search_url", &self.search_url)
+            .field("search_path", &self.search_path)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +98,7 @@ impl Default for Settings {
             agent_binary: None,
             agent_api_base: None,
             search_url: None,
+            search_path: None,
         }
     }
 }
@@ -155,6 +162,7 @@ impl Settings {
             agent_binary: get("JANUS_BASELINE_AGENT_BINARY").map(PathBuf::from),
             agent_api_base: url("JANUS_BASELINE_AGENT_API_BASE")?,
             search_url: url("JANUS_BASELINE_SEARCH_URL")?,
+            search_path: get("JANUS_BASELINE_SEARCH_PATH"),
         })
     }
 }

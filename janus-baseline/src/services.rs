@@ -1,16 +1,23 @@
 //! The seam between a request and what it may use: the inference endpoint, the sandbox
 //! service, the deadline, and the agent it names.
 //!
-//! Today these come from the settings (`JANUS_BASELINE_INFERENCE_URL` / `_KEY`,
-//! `SANDY_BASE_URL`), the SDK's request deadline and the request's `metadata`. With the
-//! gateway's platform (per-request grant and URL, `X-Janus-Deadline`, `X-Baseline-Agent`)
-//! only [`Services::for_request`] changes: the endpoint becomes `<platform>/inference`
-//! with the grant as its key, the sandbox client `<platform>/sandbox` with the grant, the
-//! deadline the header's, and the agent the header's. Nothing else reads the environment.
+//! Behind the gateway every request carries its platform (`X-Janus-Platform-Url` and the
+//! grant): inference is `<platform>/inference` with the grant as its key — for the fast
+//! path and for the agent, which reaches the same URL inside its sandbox through the
+//! sandbox service's platform forward — the sandbox service is `<platform>/sandbox`, and
+//! the agent's `web_search` `<platform>/<JANUS_BASELINE_SEARCH_PATH>`. The deadline is the
+//! earlier of the SDK's and `X-Janus-Deadline`; `X-Baseline-Agent` (or
+//! `metadata.baseline_agent`) names an agent, `metadata.janus_path` forces a path.
+//!
+//! Without a platform (the baseline run on its own) the settings stand in:
+//! `JANUS_BASELINE_INFERENCE_URL` / `_KEY`, `JANUS_BASELINE_AGENT_API_BASE`,
+//! `JANUS_BASELINE_SEARCH_URL` and `SANDY_BASE_URL`. Nothing else reads the environment.
 
 use std::time::{Duration, Instant};
 
-use janus_competitor_sdk::{ChatCompletionRequest, CompetitorError, RequestContext, SandyClient};
+use janus_competitor_sdk::{
+    ChatCompletionRequest, CompetitorError, PlatformExt, RequestContext, SandyClient,
+};
 use serde_json::Value;
 
 use crate::router::Path;
@@ -44,10 +51,12 @@ pub struct Services {
     pub agent_inference: Option<Endpoint>,
     /// The sandbox service (Sandy API), when configured; sends the request id.
     pub sandy: Option<SandyClient>,
+    /// The search endpoint the agent's `web_search` posts to, with the agent's key.
+    pub agent_search: Option<String>,
     /// When the request will be ended by whoever called us.
     pub deadline: Instant,
-    /// An agent the request names (`metadata.baseline_agent` today; the `X-Baseline-Agent`
-    /// header with the platform). Naming one also chooses the agent path, as in the
+    /// An agent the request names (the `X-Baseline-Agent` header, else
+    /// `metadata.baseline_agent`). Naming one also chooses the agent path, as in the
     /// reference.
     pub agent_override: Option<String>,
     /// `metadata.janus_path`: `fast` or `agent`.
@@ -56,8 +65,10 @@ pub struct Services {
 
 /// The metadata key that chooses a path.
 pub const PATH_KEY: &str = "janus_path";
-/// The metadata key that names an agent (stand-in for `X-Baseline-Agent`).
+/// The metadata key that names an agent (as the `X-Baseline-Agent` header does).
 pub const AGENT_KEY: &str = "baseline_agent";
+/// The header that names an agent (the gateway forwards it).
+pub const AGENT_HEADER: &str = "x-baseline-agent";
 
 impl Services {
     /// Resolves the services of one request; a `metadata.janus_path` that is neither
@@ -78,18 +89,47 @@ impl Services {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned)
         };
-        let inference = settings.inference_url.as_ref().map(|url| Endpoint {
-            url: url.clone(),
-            key: settings.inference_key.clone(),
-        });
-        let agent_inference = settings
-            .agent_api_base
-            .as_ref()
-            .map(|url| Endpoint {
-                url: url.clone(),
-                key: settings.inference_key.clone(),
-            })
-            .or_else(|| inference.clone());
+        let platform = context.platform();
+        let (inference, agent_inference, sandy, agent_search) = match &platform {
+            Some(platform) => {
+                let key = context.platform.as_ref().map(|a| a.grant().to_owned());
+                let inference = Endpoint {
+                    url: format!("{}/inference", platform.url()),
+                    key,
+                };
+                let search = settings
+                    .search_path
+                    .as_ref()
+                    .map(|path| format!("{}/{}", platform.url(), path.trim_start_matches('/')));
+                (
+                    Some(inference.clone()),
+                    Some(inference),
+                    Some(platform.sandy()),
+                    search,
+                )
+            }
+            None => {
+                let inference = settings.inference_url.as_ref().map(|url| Endpoint {
+                    url: url.clone(),
+                    key: settings.inference_key.clone(),
+                });
+                let agent_inference = settings
+                    .agent_api_base
+                    .as_ref()
+                    .map(|url| Endpoint {
+                        url: url.clone(),
+                        key: settings.inference_key.clone(),
+                    })
+                    .or_else(|| inference.clone());
+                let sandy = sandy.map(|client| client.with_request_id(&context.request_id));
+                (
+                    inference,
+                    agent_inference,
+                    sandy,
+                    settings.search_url.clone(),
+                )
+            }
+        };
         let forced_path = match metadata(PATH_KEY) {
             None => None,
             Some(value) => Some(Path::parse(&value).ok_or_else(|| {
@@ -98,12 +138,20 @@ impl Services {
                 ))
             })?),
         };
+        let agent_override = context
+            .headers
+            .get(AGENT_HEADER)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .or_else(|| metadata(AGENT_KEY));
         Ok(Services {
             inference,
             agent_inference,
-            sandy: sandy.map(|client| client.with_request_id(&context.request_id)),
-            deadline: context.deadline,
-            agent_override: metadata(AGENT_KEY),
+            sandy,
+            agent_search,
+            deadline: deadline(context),
+            agent_override,
             forced_path,
         })
     }
@@ -117,4 +165,17 @@ impl Services {
             .saturating_sub(Duration::from_secs(10));
         setting.min(before_deadline)
     }
+}
+
+/// When the request ends: the SDK's deadline, or the gateway's (`X-Janus-Deadline`, unix
+/// milliseconds) when that comes first.
+fn deadline(context: &RequestContext) -> Instant {
+    let Some(gateway_ms) = context.gateway_deadline_ms else {
+        return context.deadline;
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let gateway = Instant::now() + Duration::from_millis(gateway_ms.saturating_sub(now_ms));
+    gateway.min(context.deadline)
 }

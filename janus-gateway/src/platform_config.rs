@@ -31,6 +31,14 @@ impl PlatformKind {
         }
     }
 
+    /// The default request body cap of the kind.
+    pub fn default_max_request_bytes(self) -> usize {
+        match self {
+            PlatformKind::Sandbox => DEFAULT_SANDBOX_REQUEST_BYTES,
+            PlatformKind::Inference | PlatformKind::Search => DEFAULT_PLATFORM_REQUEST_BYTES,
+        }
+    }
+
     /// The documented default allowlist of the kind.
     pub fn default_allow(self) -> &'static [&'static str] {
         match self {
@@ -189,6 +197,9 @@ pub struct PlatformService {
 pub const DEFAULT_PLATFORM_TIMEOUT: Duration = Duration::from_secs(660);
 /// Default request body cap of a platform call.
 pub const DEFAULT_PLATFORM_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+/// Default request body cap of a sandbox service call: the sandbox service's own cap, as
+/// files (a dataset, an agent binary) are uploaded base64-encoded in `files/write`.
+pub const DEFAULT_SANDBOX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 /// Default response body cap of a platform call.
 pub const DEFAULT_PLATFORM_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -209,7 +220,7 @@ impl PlatformService {
                 .map(|rule| AllowRule::parse(rule))
                 .collect::<Result<_, _>>()?,
             timeout: DEFAULT_PLATFORM_TIMEOUT,
-            max_request_bytes: DEFAULT_PLATFORM_REQUEST_BYTES,
+            max_request_bytes: kind.default_max_request_bytes(),
             max_response_bytes: DEFAULT_PLATFORM_RESPONSE_BYTES,
             price: Price::default(),
         })

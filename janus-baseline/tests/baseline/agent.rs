@@ -578,6 +578,56 @@ fn the_cap_ends_ten_seconds_before_the_deadline() {
     assert_eq!(services.agent_override.as_deref(), Some("aider"));
 }
 
+#[test]
+fn the_gateway_deadline_header_and_agent_header_decide_with_the_platform() {
+    use janus_baseline::Services;
+    let mut context = janus_competitor_sdk::RequestContext::new();
+    context.deadline = Instant::now() + Duration::from_secs(300);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // X-Janus-Deadline: the gateway ends the request in 40 s, before the SDK would.
+    context.gateway_deadline_ms = Some(now_ms + 40_000);
+    context.headers =
+        janus_competitor_sdk::janus_core::RequestHeaders::new([("X-Baseline-Agent", "codex")]);
+    context.platform = Some(janus_competitor_sdk::janus_core::PlatformAccess::new(
+        "http://127.0.0.1:9/platform".to_owned(),
+        "grant-token".to_owned(),
+    ));
+    let request: janus_competitor_sdk::ChatCompletionRequest = serde_json::from_value(
+        json!({"model": "baseline", "messages": [{"role": "user", "content": "x"}],
+            "metadata": {"baseline_agent": "aider"}}),
+    )
+    .unwrap();
+    let settings = Settings {
+        inference_url: Some("http://127.0.0.1:9/ignored".into()),
+        inference_key: Some("sk-ignored".into()),
+        search_path: Some("search".into()),
+        ..Settings::default()
+    };
+    let services = Services::for_request(&settings, None, &request, &context).unwrap();
+    let cap = services.agent_cap(Duration::from_secs(300));
+    assert!(
+        cap <= Duration::from_secs(30) && cap > Duration::from_secs(28),
+        "{cap:?}"
+    );
+    // The header wins over the metadata.
+    assert_eq!(services.agent_override.as_deref(), Some("codex"));
+    // With a platform, everything is the platform's, keyed by the grant; the settings'
+    // upstream and key are not used.
+    let inference = services.inference.as_ref().unwrap();
+    assert_eq!(inference.url, "http://127.0.0.1:9/platform/inference");
+    assert_eq!(inference.key.as_deref(), Some("grant-token"));
+    let agent = services.agent_inference.as_ref().unwrap();
+    assert_eq!(agent.url, "http://127.0.0.1:9/platform/inference");
+    assert_eq!(
+        services.agent_search.as_deref(),
+        Some("http://127.0.0.1:9/platform/search")
+    );
+    assert!(services.sandy.is_some());
+}
+
 #[tokio::test]
 async fn a_large_artifact_outlives_the_sandbox_and_is_served_by_url() {
     let llm = FakeLlm::start(|request| match steps_done(request) {
