@@ -15,6 +15,8 @@ use crate::exit::Failure;
 
 /// The embedded echo competitor's id.
 const ECHO_ID: &str = "echo";
+/// Where the inference key is read from without `--inference-key-env`.
+const DEFAULT_INFERENCE_KEY_ENV: &str = "JANUS_BASELINE_INFERENCE_KEY";
 
 /// Arguments of `janus up`: every gateway setting, plus where the echo competitor listens.
 #[derive(Debug, clap::Args)]
@@ -105,7 +107,8 @@ fn start_sandbox(
     isolation: janus_sandbox::IsolationMode,
     root: &TempRoot,
     allow_rootfs: &[std::path::PathBuf],
-    inference_forward: Option<String>,
+    platform_forward: Option<SocketAddr>,
+    baseline_agent: bool,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(String, SandboxTask, &'static str)> {
     use janus_sandbox::IsolationMode;
@@ -119,16 +122,23 @@ fn start_sandbox(
     }
     let url = format!("http://{}", listener.local_addr()?);
     config.public_url = url.clone();
-    if let Some(target) = inference_forward {
+    if baseline_agent {
         // The baseline's agent: the copied janus-agent when there is one, else the
-        // stand-in. Inference is reachable inside at the same host:port.
+        // stand-in. It reaches inference through the platform forward, with the grant.
         config.agent_command = format!(
             "if [ -x ./{path} ]; then {run}; fi; {fallback}",
             path = janus_baseline::AGENT_PATH,
             run = janus_baseline::SANDBOX_AGENT_COMMAND,
             fallback = janus_sandbox::DEFAULT_AGENT_COMMAND,
         );
-        config.forwards.push(("inference".to_owned(), target));
+    }
+    if let Some(platform) = platform_forward {
+        // The platform is the one endpoint every sandbox reaches: inside, at the same
+        // 127.0.0.1:PORT the competitors are told (`SANDY_FORWARD_PLATFORM`).
+        let port = platform.port();
+        config
+            .forwards
+            .push(("platform".to_owned(), format!("127.0.0.1:{port}")));
     }
     let label = match isolation {
         IsolationMode::Full => "full isolation",
@@ -167,25 +177,10 @@ fn platform_service(
     })
 }
 
-/// `host:port` of an http(s) URL, for the sandbox forward.
-fn host_port(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?.rsplit('@').next()?;
-    if authority.is_empty() {
-        return None;
-    }
-    if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        return Some(authority.to_owned());
-    }
-    let port = if scheme == "https" { 443 } else { 80 };
-    Some(format!("{authority}:{port}"))
-}
-
-/// The baseline's settings for `janus up`: its environment, then the flags.
-fn baseline_settings(args: &UpArgs, url: &str) -> anyhow::Result<janus_baseline::Settings> {
+/// The baseline's settings for `janus up`: its environment. Inference, search and the
+/// sandboxes reach it through the gateway's platform with each request's grant, so no
+/// upstream URL or key is handed to it.
+fn baseline_settings(url: &str) -> anyhow::Result<janus_baseline::Settings> {
     let mut settings = janus_baseline::Settings::from_env().map_err(Failure::Usage)?;
     if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(Failure::Usage(format!(
@@ -193,12 +188,10 @@ fn baseline_settings(args: &UpArgs, url: &str) -> anyhow::Result<janus_baseline:
         ))
         .into());
     }
-    settings.inference_url = Some(url.trim_end_matches('/').to_owned());
-    let key_env = args
-        .inference_key_env
-        .as_deref()
-        .unwrap_or("JANUS_BASELINE_INFERENCE_KEY");
-    settings.inference_key = std::env::var(key_env).ok().filter(|k| !k.is_empty());
+    settings.inference_url = None;
+    settings.inference_key = None;
+    settings.agent_api_base = None;
+    settings.search_url = None;
     if settings.agent_binary.is_none() {
         // Installed side by side (cargo install, a release archive, target/<profile>).
         settings.agent_binary = std::env::current_exe()
@@ -274,7 +267,11 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .any(|s| spec_id(s) == janus_baseline::ID) =>
         {
-            let settings = baseline_settings(&args, &url)?;
+            let mut settings = baseline_settings(&url)?;
+            if args.search_url.is_some() && settings.search_path.is_none() {
+                // The agent's web_search goes to the platform's search service.
+                settings.search_path = Some("search".to_owned());
+            }
             let listener = bind(
                 args.baseline_listen,
                 "the baseline competitor",
@@ -317,12 +314,19 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let mut config = args.gateway.resolve()?;
     use janus_gateway::PlatformKind;
+    // Without --inference-key-env the inference key is $JANUS_BASELINE_INFERENCE_KEY when
+    // set. Either way the gateway injects it: no competitor, the baseline included, sees it.
+    let inference_key_env = args.inference_key_env.clone().or_else(|| {
+        std::env::var(DEFAULT_INFERENCE_KEY_ENV)
+            .is_ok_and(|key| !key.trim().is_empty())
+            .then(|| DEFAULT_INFERENCE_KEY_ENV.to_owned())
+    });
     for (kind, name, url, key) in [
         (
             PlatformKind::Inference,
             "inference",
             &args.inference_url,
-            &args.inference_key_env,
+            &inference_key_env,
         ),
         (
             PlatformKind::Search,
@@ -368,19 +372,28 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
             stopped(stop_rx.clone()),
         ))
     });
+    // The platform listener is bound before the sandbox service starts, so the service can
+    // forward it into every sandbox. The embedded sandbox service is itself a platform
+    // service, so with it the platform is always on.
+    let platform_listener = if config.platforms.is_empty() && sandbox_setup.is_none() {
+        None
+    } else {
+        let platform_listener =
+            bind(config.platform_listen, "the platform", "--platform-listen").await?;
+        // Port 0 picks a free port: competitors are told the real one.
+        config.platform_listen = platform_listener.local_addr()?;
+        Some(platform_listener)
+    };
     let sandbox = match sandbox_setup {
         None => None,
         Some((isolation, sandbox_listener, root)) => {
-            let forward = baseline
-                .as_ref()
-                .and_then(|(settings, _, _)| settings.inference_url.as_deref())
-                .and_then(host_port);
             let (url, task, label) = start_sandbox(
                 sandbox_listener,
                 isolation,
                 &root,
                 &allow_rootfs,
-                forward,
+                Some(config.platform_listen),
+                baseline.is_some(),
                 stopped(stop_rx.clone()),
             )?;
             // Competitors reach it as the platform's sandbox service.
@@ -393,28 +406,16 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
             Some((url, task, label, root))
         }
     };
-    let platform_listener = if config.platforms.is_empty() {
-        None
-    } else {
-        let platform_listener =
-            bind(config.platform_listen, "the platform", "--platform-listen").await?;
-        // Port 0 picks a free port: competitors are told the real one.
-        config.platform_listen = platform_listener.local_addr()?;
-        Some(platform_listener)
-    };
     let platform_line = platform_listener.as_ref().map(|_| {
         let names: Vec<&str> = config.platforms.iter().map(|p| p.name.as_str()).collect();
         format!("{} ({})", config.platform_base(), names.join(", "))
     });
     let mut baseline_note = None;
     let baseline_task = baseline.map(|(settings, listener, addr)| {
-        let sandy = sandbox
-            .as_ref()
-            .map(|(url, _, _, _)| janus_competitor_sdk::SandyClient::new(url, None));
         baseline_note = Some(format!(
-            "inference {}{}{}",
-            settings.inference_url.as_deref().unwrap_or(""),
-            if sandy.is_some() {
+            "inference {} through the platform{}{}",
+            args.inference_url.as_deref().unwrap_or(""),
+            if sandbox.is_some() {
                 ", agent path in the sandboxes"
             } else {
                 ", no sandboxes: fast path only"
@@ -429,7 +430,8 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         serve.public_base_url = Some(format!("http://{addr}"));
         tokio::spawn(janus_competitor_sdk::serve(
             listener,
-            Arc::new(janus_baseline::Baseline::new(settings, sandy)),
+            // Every service comes with the request's platform grant.
+            Arc::new(janus_baseline::Baseline::new(settings, None)),
             serve,
             stopped(stop_rx.clone()),
         ))

@@ -93,6 +93,18 @@ async fn a_launched_competitor_answers_is_logged_restarts_after_a_crash_and_stop
     let answered = answered.expect("the launched competitor never answered");
     let stdout = String::from_utf8_lossy(&answered.stdout);
     assert!(stdout.starts_with("hello from the runner test"), "{stdout}");
+    // An author checks the build exactly as the platform runs it: through the gateway.
+    let checked = janus()
+        .args(["check", &gateway, "--model", "mine", "--timeout", "60s"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "janus check of the launched competitor failed:\n{}\n{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let described = get_json(&format!("{sandbox}/api/sandboxes")).await;
     let mine = described["sandboxes"]
         .as_array()
