@@ -494,5 +494,6 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<ExitCode> {
         drop(root);
     }
     janus_http::otel::flush(std::time::Duration::from_secs(2)).await;
+    janus_http::runtime::flush_logs();
     Ok(ExitCode::SUCCESS)
 }

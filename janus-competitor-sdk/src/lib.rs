@@ -142,6 +142,7 @@ pub async fn run_with_args<C: Competitor>(competitor: C, args: Args) -> Result<(
     let served = serve(listener, Arc::new(competitor), config, shutdown_signal()).await;
     // Spans of the last requests reach the collector before the process goes.
     janus_http::otel::flush(std::time::Duration::from_secs(2)).await;
+    janus_http::runtime::flush_logs();
     served.map_err(RunError::Serve)
 }
 

@@ -43,6 +43,7 @@ async fn main() -> ExitCode {
     let served = run(listener, config, janus_http::shutdown_signal()).await;
     // Spans of the last requests reach the collector before the process goes.
     janus_http::otel::flush(std::time::Duration::from_secs(2)).await;
+    janus_http::runtime::flush_logs();
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
