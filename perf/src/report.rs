@@ -406,7 +406,7 @@ impl Report {
         let pin = |cpu: Option<usize>| cpu.map_or("unpinned".to_owned(), |c| format!("core {c}"));
         let _ = writeln!(
             o,
-            "- Gateway: `{} {}` — {}, `TOKIO_WORKER_THREADS={}` ({} threads in the process at the end, per /proc); env {}. `RUST_LOG=warn` keeps the per-request access log (info) out of the measurement.",
+            "- Gateway: `{} {}` — {}, `TOKIO_WORKER_THREADS={}` ({} threads in the process at the end, per /proc); env {}. `RUST_LOG=info`: the access log is on, one JSON line per chat request to the gateway's stderr, which is a file.",
             p.gateway_bin,
             p.gateway_args.join(" "),
             pin(p.gateway_cpu),

@@ -197,6 +197,9 @@ pub async fn run(options: RunOptions, load: LoadProcess) -> anyhow::Result<Repor
     let started_unix = wire::wall_ns() / 1_000_000_000;
     let loadavg_start = procs::loadavg();
     let plan = options.plan.clone();
+    // Named after our pid: anything already there is a leftover of an earlier process (and
+    // the children's logs are appended to).
+    let _ = std::fs::remove_dir_all(&options.log_dir);
     std::fs::create_dir_all(&options.log_dir)
         .with_context(|| format!("creating {}", options.log_dir.display()))?;
     let (gateway_cpu, load_cpu) = match options.pin {
@@ -232,8 +235,10 @@ pub async fn run(options: RunOptions, load: LoadProcess) -> anyhow::Result<Repor
         gateway_args.push("--keepalive-interval".into());
         gateway_args.push(interval.clone());
     }
+    // The access log (info) is on and goes to a file (the gateway's stderr is one): the
+    // comparison with nginx is with both sides logging.
     let gateway_env = vec![
-        ("RUST_LOG".to_owned(), "warn".to_owned()),
+        ("RUST_LOG".to_owned(), "info".to_owned()),
         (
             "TOKIO_WORKER_THREADS".to_owned(),
             options.gateway_workers.to_string(),
