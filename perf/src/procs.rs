@@ -376,6 +376,41 @@ fn read_trimmed(path: impl AsRef<Path>) -> String {
         .unwrap_or_default()
 }
 
+/// Fields of `/proc/<pid>/stat` after the command name (which may hold spaces and
+/// parentheses): index 0 is the state (field 3), 1 the parent pid, 19 the start time.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Start time of process `pid` (clock ticks since boot), `None` when there is no such
+/// process (or it is a zombie): with the pid, it names one process for good.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    if fields.first().is_some_and(|state| state == "Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Pids whose parent is `parent`, from `/proc/*/stat`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parent = parent.to_string();
+    let mut children: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat_fields(pid).is_some_and(|f| f.get(1).is_some_and(|ppid| *ppid == parent))
+        })
+        .collect();
+    children.sort_unstable();
+    children
+}
+
 /// True when `setpriv --pdeathsig` (util-linux) works here; asked once.
 fn has_pdeathsig() -> bool {
     static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
