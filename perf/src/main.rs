@@ -148,6 +148,7 @@ fn drive(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
             std::env::temp_dir().join(format!("janus-perf-smoke-{}", std::process::id()))
         }
     });
+    let log_dir = std::env::temp_dir().join(format!("janus-perf-logs-{}", std::process::id()));
     let options = RunOptions {
         plan,
         gateway,
@@ -157,7 +158,7 @@ fn drive(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
         gateway_workers: args.gateway_workers,
         scenarios: Scenarios::parse(&args.only)?,
         base_rate: args.base_rate,
-        log_dir: std::env::temp_dir().join(format!("janus-perf-logs-{}", std::process::id())),
+        log_dir: log_dir.clone(),
     };
     // The load generator is one thread (plus the open-loop pacer): it shares its core with
     // the mock, and the report compares like with like.
@@ -166,6 +167,11 @@ fn drive(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
         .build()?;
     let report = runtime.block_on(janus_perf::run(options, load))?;
     let files = janus_perf::write_report(&report, &out)?;
+    if !full {
+        // A smoke run that passed leaves nothing behind (it runs in every test command);
+        // a failed one keeps its logs for the error's reader.
+        let _ = std::fs::remove_dir_all(&log_dir);
+    }
     for goal in &report.goals {
         let verdict = if goal.met { "met" } else { "MISSED" };
         eprintln!(
