@@ -8,6 +8,7 @@
 //! - `client`: one keep-alive HTTP/1.1 connection per worker and a timestamping SSE splitter.
 //! - `load`: closed loop and coordinated-omission-free open loop.
 //! - `stream`: the streaming client (TTFT, gaps, relay latency) and idle-stream holder.
+//! - `nginx`: nginx as the fourth path (its config, install check, master and worker).
 //! - `procs`: pinned child processes and `/proc` (CPU ticks, RSS, threads, machine).
 //! - `plan`: the full and smoke presets; `run`: the scenarios; `report`: JSON and markdown.
 //! - `setup`: building the release gateway and writing the report files.
@@ -16,6 +17,7 @@ mod client;
 mod hop;
 mod load;
 mod mock;
+mod nginx;
 mod plan;
 mod procs;
 mod report;
@@ -29,6 +31,7 @@ pub use client::{CallError, Conn, Event, SseSplitter};
 pub use hop::serve as serve_hop;
 pub use load::{closed_loop, open_conns, open_loop, LoadResult, Target};
 pub use mock::{serve as serve_mock, ChunkBody, MockBody};
+pub use nginx::{ensure_installed as ensure_nginx, DEFAULT_BIN as NGINX_BIN};
 pub use plan::{Mode, Plan};
 pub use procs::{has_taskset, Machine, ProcSample};
 pub use report::Report;

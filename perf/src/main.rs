@@ -23,10 +23,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The full run (~5 minutes): builds the release gateway, pins it to one core and the mock
-    /// and load generator to another, writes REPORT.md and report.json.
+    /// The full run (~8 minutes): builds the release gateway, installs Debian's nginx when
+    /// missing, pins both to one core and the mock and load generator to another, writes
+    /// REPORT.md and report.json.
     Full(RunArgs),
-    /// Every scenario for a few seconds, unpinned; proves the harness works.
+    /// Every scenario for a few seconds, unpinned; proves the harness works (nginx must be
+    /// installed: ./scripts/setup-test-deps).
     Smoke(RunArgs),
     /// Serve the mock competitor.
     Mock {
@@ -62,6 +64,9 @@ struct RunArgs {
     /// Gateway binary to test [full: built with cargo; smoke: this program's `gateway`]
     #[arg(long)]
     gateway_bin: Option<PathBuf>,
+    /// nginx binary [Debian's; the full run installs it when missing]
+    #[arg(long, default_value = janus_perf::NGINX_BIN)]
+    nginx_bin: PathBuf,
     /// Scenarios: c1,open,throughput,stream,idle or all
     #[arg(long, default_value = "all")]
     only: String,
@@ -128,6 +133,11 @@ fn drive(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
             leading_args: vec!["gateway".into()],
         },
     };
+    if plan.nginx {
+        // The full run installs a missing nginx; the smoke run (inside the tests, after
+        // scripts/setup-test-deps) fails with how to install it.
+        janus_perf::ensure_nginx(&args.nginx_bin, full)?;
+    }
     let pin = (args.pin || (full && !args.no_pin)) && janus_perf::has_taskset();
     let pin = pin.then_some((args.gateway_cpu, args.load_cpu));
     let load = janus_perf::prepare_load_process(pin.map(|(_, l)| l), plan.nofile);
@@ -138,15 +148,17 @@ fn drive(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
             std::env::temp_dir().join(format!("janus-perf-smoke-{}", std::process::id()))
         }
     });
+    let log_dir = std::env::temp_dir().join(format!("janus-perf-logs-{}", std::process::id()));
     let options = RunOptions {
         plan,
         gateway,
         mock_program: exe,
+        nginx_bin: args.nginx_bin,
         pin,
         gateway_workers: args.gateway_workers,
         scenarios: Scenarios::parse(&args.only)?,
         base_rate: args.base_rate,
-        log_dir: std::env::temp_dir().join(format!("janus-perf-logs-{}", std::process::id())),
+        log_dir: log_dir.clone(),
     };
     // The load generator is one thread (plus the open-loop pacer): it shares its core with
     // the mock, and the report compares like with like.
@@ -155,11 +167,16 @@ fn drive(mut plan: Plan, args: RunArgs) -> anyhow::Result<()> {
         .build()?;
     let report = runtime.block_on(janus_perf::run(options, load))?;
     let files = janus_perf::write_report(&report, &out)?;
+    if !full {
+        // A smoke run that passed leaves nothing behind (it runs in every test command);
+        // a failed one keeps its logs for the error's reader.
+        let _ = std::fs::remove_dir_all(&log_dir);
+    }
     for goal in &report.goals {
         let verdict = if goal.met { "met" } else { "MISSED" };
         eprintln!(
-            "janus-perf: {verdict:>6}  {}: {:.1} {} (goal {} {})",
-            goal.figure, goal.value, goal.unit, goal.target, goal.unit
+            "janus-perf: {verdict:>6}  {}: {:.1} {} (goal {})",
+            goal.figure, goal.value, goal.unit, goal.target
         );
     }
     println!("{}", files.markdown.display());

@@ -48,6 +48,9 @@ pub struct Plan {
     /// Also measure the hop floor (a plain TCP relay placed like the gateway) in scenarios
     /// 1, 2 and 4.
     pub hop: bool,
+    /// Also measure nginx (`proxy_pass` to the mock, see the `nginx` module) in every
+    /// scenario.
+    pub nginx: bool,
     /// Each path's throughput search starts at this fraction of its closed-loop capacity.
     pub search_start: f64,
     /// Length of one throughput-search step.
@@ -81,6 +84,10 @@ pub struct Plan {
     /// Wait after the idle streams end before RSS is read again.
     #[serde(with = "secs")]
     pub idle_settle: Duration,
+    /// Wait after the idle streams end before RSS is read for the RSS-return goal (RSS back
+    /// within 20 % of the fresh process's).
+    #[serde(with = "secs")]
+    pub rss_return_wait: Duration,
     /// Idle streams opening at once.
     pub idle_open_concurrency: usize,
     /// `--keepalive-interval` passed to the gateway (its default when `None`).
@@ -90,7 +97,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full run: about four minutes of load.
+    /// The full run: about eight minutes of load.
     pub fn full() -> Plan {
         Plan {
             mode: Mode::Full,
@@ -104,6 +111,7 @@ impl Plan {
             fractions: vec![0.25, 0.5, 0.8],
             fractions_of_slower: false,
             hop: true,
+            nginx: true,
             search_start: 0.5,
             search_step: Duration::from_secs(2),
             search_max_steps: 12,
@@ -122,6 +130,7 @@ impl Plan {
             idle_counts: vec![1000, 5000, 10_000],
             idle_hold: Duration::from_millis(4500),
             idle_settle: Duration::from_millis(1500),
+            rss_return_wait: Duration::from_secs(10),
             idle_open_concurrency: 256,
             keepalive_interval: None,
             nofile: 65_536,
@@ -142,6 +151,7 @@ impl Plan {
             fractions: vec![0.1, 0.2, 0.3],
             fractions_of_slower: true,
             hop: true,
+            nginx: true,
             search_start: 0.5,
             search_step: Duration::from_millis(250),
             search_max_steps: 6,
@@ -160,6 +170,7 @@ impl Plan {
             idle_counts: vec![20, 50, 100],
             idle_hold: Duration::from_millis(600),
             idle_settle: Duration::from_millis(300),
+            rss_return_wait: Duration::from_millis(500),
             idle_open_concurrency: 32,
             // Short, so the held streams see keep-alives within the smoke's budget.
             keepalive_interval: Some("250ms".into()),

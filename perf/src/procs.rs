@@ -38,13 +38,14 @@ pub struct Launch {
     pub cpu: Option<usize>,
     /// Open-file limit to ask for.
     pub nofile: u64,
-    /// Where its stderr goes (inherited when `None`).
+    /// Where its stderr goes (inherited when `None`); appended to, so a restarted process
+    /// adds to the same log.
     pub stderr: Option<PathBuf>,
 }
 
 impl Proc {
-    /// Starts the child through `sh` (for `ulimit`) and `taskset` (for pinning). `exec`
-    /// keeps the pid, so `/proc/<pid>` is the program itself.
+    /// Starts the child through `sh` (for `ulimit`), `setpriv` (a parent-death signal) and
+    /// `taskset` (for pinning). `exec` keeps the pid, so `/proc/<pid>` is the program itself.
     pub fn spawn(launch: &Launch, stdout: Stdio) -> anyhow::Result<Proc> {
         let mut command = Command::new("sh");
         command
@@ -52,6 +53,12 @@ impl Proc {
             .arg(PROLOGUE)
             .arg("sh")
             .env("JANUS_PERF_NOFILE", launch.nofile.to_string());
+        // Should this process die without stopping its children (SIGKILL, a signal to it
+        // alone), each child gets SIGTERM from the kernel (nginx's master then stops its
+        // worker): no process of a run outlives it.
+        if has_pdeathsig() {
+            command.args(["setpriv", "--pdeathsig", "TERM", "--"]);
+        }
         if let Some(cpu) = launch.cpu {
             command.arg("taskset").arg("-c").arg(cpu.to_string());
         }
@@ -59,8 +66,11 @@ impl Proc {
         command.envs(launch.env.iter().map(|(k, v)| (k, v)));
         command.stdin(Stdio::null()).stdout(stdout);
         if let Some(path) = &launch.stderr {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("creating {}", path.display()))?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
             command.stderr(file);
         }
         let child = command
@@ -109,7 +119,7 @@ impl Proc {
 
     /// SIGTERM first, so the gateway shuts down as it would in production (and a profiler
     /// wrapped around it writes its output); SIGKILL if it lingers.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -366,6 +376,54 @@ fn read_trimmed(path: impl AsRef<Path>) -> String {
         .unwrap_or_default()
 }
 
+/// Fields of `/proc/<pid>/stat` after the command name (which may hold spaces and
+/// parentheses): index 0 is the state (field 3), 1 the parent pid, 19 the start time.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Start time of process `pid` (clock ticks since boot), `None` when there is no such
+/// process (or it is a zombie): with the pid, it names one process for good.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    if fields.first().is_some_and(|state| state == "Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Pids whose parent is `parent`, from `/proc/*/stat`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parent = parent.to_string();
+    let mut children: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat_fields(pid).is_some_and(|f| f.get(1).is_some_and(|ppid| *ppid == parent))
+        })
+        .collect();
+    children.sort_unstable();
+    children
+}
+
+/// True when `setpriv --pdeathsig` (util-linux) works here; asked once.
+fn has_pdeathsig() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        Command::new("setpriv")
+            .args(["--pdeathsig", "TERM", "--", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// True when `taskset` can be run.
 pub fn has_taskset() -> bool {
     Command::new("taskset")
@@ -396,7 +454,8 @@ pub async fn wait_healthy(addr: SocketAddr, within: Duration) -> anyhow::Result<
     }
 }
 
-async fn health_ok(addr: SocketAddr) -> bool {
+/// One `GET /health` on `addr`: true when it answers 200.
+pub async fn health_ok(addr: SocketAddr) -> bool {
     use http_body_util::{BodyExt, Empty};
     let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
         return false;
