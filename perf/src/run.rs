@@ -227,9 +227,10 @@ fn order(r: usize, paths: &[usize]) -> Vec<usize> {
 }
 
 /// How the gateway logs in every run: its access log on, to a file.
-const GATEWAY_LOGGING: &str = "`RUST_LOG=info` and `--log-format json`: the access log is on, \
-     one JSON line per chat request (target `janus_gateway::access`), written unbuffered to the \
-     gateway's stderr, which is a file (`gateway.log` in the logs directory).";
+const GATEWAY_LOGGING: &str = "`RUST_LOG=info`, `--log-format json` and `JANUS_LOG_BUFFER=64k`: \
+     the access log is on, one JSON line per chat request (target `janus_gateway::access`), \
+     buffered up to 64 KiB and written at least every second (as nginx's `buffer=64k \
+     flush=1s`) to the gateway's stderr, which is a file (`gateway.log` in the logs directory).";
 
 /// How nginx logs (see [`nginx::config_text`]).
 const NGINX_LOGGING: &str = "`log_format janus escape=json` and `access_log access.log janus \
@@ -283,6 +284,8 @@ pub async fn run(options: RunOptions, load: LoadProcess) -> anyhow::Result<Repor
     // comparison with nginx is with both sides logging.
     let gateway_env = vec![
         ("RUST_LOG".to_owned(), "info".to_owned()),
+        // Buffered like nginx's access log (buffer=64k flush=1s): like for like.
+        ("JANUS_LOG_BUFFER".to_owned(), "64k".to_owned()),
         (
             "TOKIO_WORKER_THREADS".to_owned(),
             options.gateway_workers.to_string(),
