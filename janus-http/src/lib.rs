@@ -24,6 +24,7 @@ mod body;
 mod client;
 mod drain;
 mod ids;
+pub mod memory;
 pub mod otel;
 #[cfg(feature = "test-support")]
 pub mod probe;

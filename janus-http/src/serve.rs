@@ -401,6 +401,8 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
+    // What a load phase freed goes back to the system once the load is gone.
+    crate::memory::start_trimmer();
     let tracker = Arc::new(Tracker {
         epoch: Instant::now(),
         conns: Mutex::new(HashMap::new()),
