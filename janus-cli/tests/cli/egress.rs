@@ -165,7 +165,10 @@ async fn a_launched_competitor_reaches_only_the_platform_and_stays_inside_its_li
     let _ = std::fs::remove_dir_all(&dir);
     let image = dir.join("images").join("probe");
     let probe_bin = probe_binary();
-    janus_sandbox::image::image_from_binaries(&image, &[probe_bin.as_path()]).unwrap();
+    // At a path of its own: the build may sit under /tmp, which a sandbox mounts over.
+    let probe_inside = Path::new("/app/egress-probe");
+    janus_sandbox::image::image_with_binaries_at(&image, &[(probe_bin.as_path(), probe_inside)])
+        .unwrap();
     let (inference, upstream_auth) = fake_inference().await;
     let (listener, accepted) = host_listener().await;
     let config = dir.join("janus.toml");
@@ -183,7 +186,7 @@ command = ["{probe}"]
 rootfs = "{image}"
 resources = {{ cpu = 0.5, memory_mb = 96, pids = 32 }}
 "#,
-            probe = probe_bin.display(),
+            probe = probe_inside.display(),
             image = image.display(),
         ),
     )

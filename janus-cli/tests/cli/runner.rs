@@ -34,13 +34,15 @@ async fn a_launched_competitor_answers_is_logged_restarts_after_a_crash_and_stop
     let _ = std::fs::remove_dir_all(&dir);
     let image = dir.join("images").join("echo");
     let janus_binary = Path::new(env!("CARGO_BIN_EXE_janus"));
-    janus_sandbox::image::image_from_binaries(&image, &[janus_binary]).unwrap();
+    // At a path of its own: the build may sit under /tmp, which a sandbox mounts over.
+    let janus_inside = Path::new("/app/janus");
+    janus_sandbox::image::image_with_binaries_at(&image, &[(janus_binary, janus_inside)]).unwrap();
     let config = dir.join("janus.toml");
     std::fs::write(
         &config,
         format!(
             "[[competitor]]\nid = \"mine\"\ncommand = [\"{}\", \"echo\"]\nrootfs = \"{}\"\nresources = {{ memory_mb = 256, pids = 64 }}\n",
-            janus_binary.display(),
+            janus_inside.display(),
             image.display()
         ),
     )
