@@ -83,6 +83,17 @@ pub enum PlatformError {
     Closed(#[from] WriterClosed),
 }
 
+/// The process's one pool for platform calls: every request's handle shares it, so
+/// calls of consecutive requests reuse connections to the platform listener instead of
+/// each request opening its own.
+fn shared_client() -> Client<HttpConnector, Full<Bytes>> {
+    static CLIENT: std::sync::OnceLock<Client<HttpConnector, Full<Bytes>>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| janus_http::build_client(Duration::from_secs(10)))
+        .clone()
+}
+
 /// Reaches a request's platform from its context: `context.platform()`.
 pub trait PlatformExt {
     /// The request's platform services, when the gateway granted them.
@@ -114,7 +125,7 @@ impl Platform {
             access,
             request_id: request_id.to_owned(),
             traceparent: None,
-            http: janus_http::build_client(Duration::from_secs(10)),
+            http: shared_client(),
         }
     }
 
