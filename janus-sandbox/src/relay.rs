@@ -9,7 +9,7 @@
 //! - `__forward PORT SOCKET`: listens on 127.0.0.1:PORT inside the sandbox and relays each
 //!   connection to a Unix socket on the host (Unix sockets live in the file system, so they
 //!   cross network namespaces); the service connects that socket to the platform endpoint
-//!   (`--forward NAME=HOST:PORT`).
+//!   (`--forward NAME=HOST:PORT`). It exits when its stdin, held by the service, ends.
 
 use std::path::Path;
 
@@ -88,6 +88,17 @@ async fn forward_listen(port: &str, socket: &Path) -> std::io::Result<()> {
         .parse()
         .map_err(|_| std::io::Error::other("bad port"))?;
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    // The service holds our stdin open for as long as it lives: end-of-file means it is
+    // gone (perhaps killed), and so is this forward.
+    tokio::spawn(async {
+        let mut stdin = tokio::io::stdin();
+        let mut sink = [0u8; 64];
+        while matches!(
+            tokio::io::AsyncReadExt::read(&mut stdin, &mut sink).await,
+            Ok(n) if n > 0
+        ) {}
+        std::process::exit(0);
+    });
     println_ready();
     loop {
         let (inside, _) = listener.accept().await?;

@@ -647,7 +647,10 @@ impl Manager {
             .arg(&self.config.helper_binary)
             .args(["__forward", port])
             .arg(socket)
-            .stdin(Stdio::null())
+            // The lifeline, as the holder's: the child keeps the write end (in `Child`);
+            // when this service goes, even by SIGKILL, the helper reads end-of-file and
+            // exits instead of outliving it.
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -372,9 +372,13 @@ async fn a_killed_service_leaves_nothing_running_and_the_next_one_cleans_up() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap()
     };
+    // A forward too: its helper must not outlive the service either.
+    let forward_target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut service = tokio::process::Command::new(env!("CARGO_BIN_EXE_janus-sandbox"))
         .args(["--listen", &addr.to_string(), "--root"])
         .arg(&root)
+        .arg("--forward")
+        .arg(format!("probe={}", forward_target.local_addr().unwrap()))
         .env_clear()
         .env(
             "PATH",
@@ -419,6 +423,11 @@ async fn a_killed_service_leaves_nothing_running_and_the_next_one_cleans_up() {
     assert_eq!(exec.status, 200);
     let ids = [id.clone()];
     assert!(processes_of(&ids).len() >= 3, "{:?}", processes_of(&ids));
+    assert!(
+        processes_of(&ids).iter().any(|p| p.contains("__forward")),
+        "no forward helper: {:?}",
+        processes_of(&ids)
+    );
 
     // SIGKILL: no chance to clean up. The holder's lifeline breaks and the kernel ends the
     // sandbox's PID namespace.
