@@ -307,47 +307,29 @@ where
     )
 }
 
-/// A span's fields, serialized once as a JSON object's members (`"name":value,…`), in the
-/// span's extensions; each line of the span copies them as they are.
+/// A span's fields, serialized once as JSON object members when recorded, in the span's
+/// extensions; each line of the span copies them as they are.
 #[derive(Default)]
-struct SpanFields {
-    json: String,
-    /// Each member's name and byte range in `json`, so a field recorded again replaces
-    /// its member instead of repeating the key.
-    members: Vec<(&'static str, std::ops::Range<usize>)>,
-}
+struct SpanFields(Members);
 
 impl SpanFields {
-    fn record(&mut self, values: &dyn RecordInto) {
-        let mut added = Members::default();
-        values.record_into(&mut added);
+    /// Adds newly recorded fields; a field recorded again replaces its member instead of
+    /// repeating the key.
+    fn merge(&mut self, added: Members) {
         for (name, range) in added.members {
-            let value = &added.json[range];
-            match self.members.iter().position(|(n, _)| *n == name) {
-                None => {
-                    let start = self.json.len();
-                    if start > 0 {
-                        self.json.push(',');
-                    }
-                    let member_start = self.json.len();
-                    self.json.push_str(value);
-                    self.members.push((name, member_start..self.json.len()));
-                }
+            let member = &added.json[range];
+            match self.0.members.iter().position(|(n, _)| *n == name) {
+                None => self.0.push_member(name, member),
                 // Rare (a field recorded twice): rebuild with the new member in place.
                 Some(index) => {
-                    let old = std::mem::take(self);
+                    let old = std::mem::take(&mut self.0);
                     for (i, (n, r)) in old.members.iter().enumerate() {
-                        let member = if i == index {
-                            value
+                        let kept = if i == index {
+                            member
                         } else {
                             &old.json[r.clone()]
                         };
-                        if !self.json.is_empty() {
-                            self.json.push(',');
-                        }
-                        let member_start = self.json.len();
-                        self.json.push_str(member);
-                        self.members.push((n, member_start..self.json.len()));
+                        self.0.push_member(n, kept);
                     }
                 }
             }
@@ -363,6 +345,13 @@ struct Members {
 }
 
 impl Members {
+    /// Appends an already serialized member (`"name":value`).
+    fn push_member(&mut self, name: &'static str, member: &str) {
+        let start = self.json.len();
+        self.json.push_str(member);
+        self.members.push((name, start..self.json.len()));
+    }
+
     fn push(&mut self, field: &tracing::field::Field, value: impl FnOnce(&mut String)) {
         let start = self.json.len();
         write_json_str(&mut self.json, field.name());
@@ -412,23 +401,6 @@ impl tracing::field::Visit for Members {
             let _ = std::fmt::Write::write_fmt(&mut escaper, format_args!("{value:?}"));
             escaper.0.push('"');
         });
-    }
-}
-
-/// What can record its fields: a span's attributes, a later record, an event.
-trait RecordInto {
-    fn record_into(&self, visitor: &mut Members);
-}
-
-impl RecordInto for tracing::span::Attributes<'_> {
-    fn record_into(&self, visitor: &mut Members) {
-        self.record(visitor);
-    }
-}
-
-impl RecordInto for tracing::span::Record<'_> {
-    fn record_into(&self, visitor: &mut Members) {
-        self.record(visitor);
     }
 }
 
@@ -487,8 +459,10 @@ where
         };
         let mut extensions = span.extensions_mut();
         if extensions.get_mut::<SpanFields>().is_none() {
+            let mut added = Members::default();
+            attrs.record(&mut added);
             let mut fields = SpanFields::default();
-            fields.record(attrs);
+            fields.merge(added);
             extensions.insert(fields);
         }
     }
@@ -501,7 +475,9 @@ where
     ) {
         if let Some(span) = ctx.span(id) {
             if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
-                fields.record(values);
+                let mut added = Members::default();
+                values.record(&mut added);
+                fields.merge(added);
             }
         }
     }
@@ -565,13 +541,13 @@ where
                             inner
                                 .extensions()
                                 .get::<SpanFields>()
-                                .is_some_and(|f| f.members.iter().any(|(n, _)| *n == name))
+                                .is_some_and(|f| f.0.has(name))
                         })
                 };
-                for (name, range) in &fields.members {
+                for (name, range) in &fields.0.members {
                     if !overridden(name) {
                         line.push(',');
-                        line.push_str(&fields.json[range.clone()]);
+                        line.push_str(&fields.0.json[range.clone()]);
                     }
                 }
             }
