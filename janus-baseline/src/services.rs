@@ -150,7 +150,7 @@ impl Services {
             agent_inference,
             sandy,
             agent_search,
-            deadline: deadline(context),
+            deadline: context.ends_at(),
             agent_override,
             forced_path,
         })
@@ -165,17 +165,4 @@ impl Services {
             .saturating_sub(Duration::from_secs(10));
         setting.min(before_deadline)
     }
-}
-
-/// When the request ends: the SDK's deadline, or the gateway's (`X-Janus-Deadline`, unix
-/// milliseconds) when that comes first.
-fn deadline(context: &RequestContext) -> Instant {
-    let Some(gateway_ms) = context.gateway_deadline_ms else {
-        return context.deadline;
-    };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let gateway = Instant::now() + Duration::from_millis(gateway_ms.saturating_sub(now_ms));
-    gateway.min(context.deadline)
 }

@@ -127,6 +127,18 @@ impl RequestContext {
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
+
+    /// When the request ends: [`deadline`](Self::deadline), or the gateway's
+    /// (`X-Janus-Deadline`) when that comes first.
+    pub fn ends_at(&self) -> Instant {
+        match self.gateway_deadline_ms {
+            Some(gateway_ms) => {
+                let left = Duration::from_millis(gateway_ms.saturating_sub(crate::ids::unix_ms()));
+                self.deadline.min(Instant::now() + left)
+            }
+            None => self.deadline,
+        }
+    }
 }
 
 impl Default for RequestContext {

@@ -64,6 +64,11 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch (the unit of `X-Janus-Deadline` and grant expiry).
+pub fn unix_ms() -> u64 {
+    u64::try_from(unix_nanos() / 1_000_000).unwrap_or(u64::MAX)
+}
+
 fn unix_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -49,7 +49,7 @@ pub use download::{
     ByteRange,
 };
 pub use error::{error_chain, ErrorBody, ErrorEnvelope, ErrorKind};
-pub use ids::{new_artifact_id, new_completion_id, new_request_id, random_hex, unix_now};
+pub use ids::{new_artifact_id, new_completion_id, new_request_id, random_hex, unix_ms, unix_now};
 pub use stream::{ChunkDecoder, StreamDecodeError, StreamEvent};
 pub use validate::{
     check_json_document, check_request, json_depth_exceeds, strip_top_level_key, validate_request,

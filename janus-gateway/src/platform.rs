@@ -13,7 +13,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use janus_core::unix_ms;
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -50,14 +52,6 @@ pub const PLATFORM_PREFIX: &str = "/platform/";
 
 type UpBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 type PlatformClient = Client<HttpConnector, UpBody>;
-
-/// Milliseconds since the Unix epoch, now.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 /// What a grant says.
 #[derive(Debug, Clone, Serialize, Deserialize)]

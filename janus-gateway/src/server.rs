@@ -421,7 +421,7 @@ impl Gateway {
             .timeout
             .unwrap_or(self.config.request_timeout);
         // The deadline as a wall clock for the competitor: what is left of the timeout.
-        let deadline_ms = crate::platform::unix_ms().saturating_add(
+        let deadline_ms = janus_core::unix_ms().saturating_add(
             u64::try_from(timeout.saturating_sub(started.elapsed()).as_millis())
                 .unwrap_or(u64::MAX),
         );

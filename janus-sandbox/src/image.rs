@@ -78,20 +78,8 @@ fn place_at(root: &Path, host: &Path, inside: &Path) -> std::io::Result<()> {
 
 /// `path` at the same place under `root` (and, when it is a symlink, its target too).
 fn place(root: &Path, path: &Path) -> std::io::Result<()> {
-    let relative = path
-        .strip_prefix("/")
-        .map_err(|_| std::io::Error::other(format!("{} is not absolute", path.display())))?;
-    let target = root.join(relative);
-    if target.exists() {
-        return Ok(());
-    }
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
     let real = std::fs::canonicalize(path)?;
-    if std::fs::hard_link(&real, &target).is_err() {
-        std::fs::copy(&real, &target)?;
-    }
+    place_at(root, path, path)?;
     if real != path {
         place(root, &real)?;
     }
