@@ -1,53 +1,31 @@
 //! `janus up` includes the baseline competitor when an inference upstream is configured,
 //! and says plainly when it is not.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 
-use crate::{janus, janus_up_printing};
+use crate::{authorization, http_double, janus, janus_up_printing};
+
+/// One streamed sentence, as an OpenAI-compatible upstream sends it.
+const SENTENCE_SSE: &str = concat!(
+    "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello from the fake upstream.\"},\"finish_reason\":null}]}\n\n",
+    "data: [DONE]\n\n"
+);
 
 /// A test double for the inference upstream: every chat call streams one sentence.
 async fn fake_inference() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let auth = Arc::new(Mutex::new(Vec::new()));
     let seen = auth.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
-                        if let Some(value) = request.headers().get("authorization") {
-                            seen.lock()
-                                .unwrap()
-                                .push(value.to_str().unwrap().to_owned());
-                        }
-                        let body = concat!(
-                        "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello from the fake upstream.\"},\"finish_reason\":null}]}\n\n",
-                        "data: [DONE]\n\n"
-                    );
-                        async move {
-                            Ok::<_, Infallible>(
-                                http::Response::builder()
-                                    .header("content-type", "text/event-stream")
-                                    .body(Full::new(Bytes::from_static(body.as_bytes())))
-                                    .unwrap(),
-                            )
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let url = http_double(move |headers, _| {
+        if headers.contains_key("authorization") {
+            seen.lock().unwrap().push(authorization(headers));
         }
-    });
-    (url, auth)
+        ("text/event-stream", SENTENCE_SSE.to_owned())
+    })
+    .await;
+    (format!("{url}/v1"), auth)
 }
 
 #[tokio::test]
@@ -101,78 +79,37 @@ async fn up_says_plainly_when_no_inference_upstream_is_configured() {
 /// paths: the agent's calls (they offer tools) get `write_file` then `finish`, a fast
 /// path call one streamed sentence. Records (Authorization, was it the agent) per call.
 async fn scripted_inference() -> (String, Arc<Mutex<Vec<(String, bool)>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let auth = request
-                                .headers()
-                                .get("authorization")
-                                .map(|v| v.to_str().unwrap().to_owned())
-                                .unwrap_or_default();
-                            let body = http_body_util::BodyExt::collect(request.into_body())
-                                .await
-                                .unwrap()
-                                .to_bytes();
-                            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                            let agent = body.get("tools").is_some();
-                            seen.lock().unwrap().push((auth, agent));
-                            let steps = body["messages"]
-                                .as_array()
-                                .map(|m| m.iter().filter(|m| m["role"] == "tool").count())
-                                .unwrap_or(0);
-                            let (content_type, reply) = if agent {
-                                let (name, arguments) = if steps == 0 {
-                                    (
-                                        "write_file",
-                                        serde_json::json!({"path": "artifacts/hello.txt", "content": "made through the platform\n"}),
-                                    )
-                                } else {
-                                    (
-                                        "finish",
-                                        serde_json::json!({"answer": "Done through the platform."}),
-                                    )
-                                };
-                                let reply = serde_json::json!({
-                                    "id": "fake", "object": "chat.completion", "created": 0, "model": "fake",
-                                    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-                                        "role": "assistant", "content": format!("Step {steps}: calling {name}."),
-                                        "tool_calls": [{"id": format!("call_{steps}"), "type": "function",
-                                            "function": {"name": name, "arguments": arguments.to_string()}}]
-                                    }}],
-                                    "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
-                                });
-                                ("application/json", reply.to_string())
-                            } else {
-                                ("text/event-stream", concat!(
-                                    "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello from the fake upstream.\"},\"finish_reason\":null}]}\n\n",
-                                    "data: [DONE]\n\n"
-                                ).to_owned())
-                            };
-                            Ok::<_, Infallible>(
-                                http::Response::builder()
-                                    .header("content-type", content_type)
-                                    .body(Full::new(Bytes::from(reply)))
-                                    .unwrap(),
-                            )
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let url = http_double(move |headers, body| {
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let agent = body.get("tools").is_some();
+        seen.lock().unwrap().push((authorization(headers), agent));
+        if !agent {
+            return ("text/event-stream", SENTENCE_SSE.to_owned());
         }
-    });
-    (url, calls)
+        let steps = body["messages"]
+            .as_array()
+            .map(|m| m.iter().filter(|m| m["role"] == "tool").count())
+            .unwrap_or(0);
+        let (name, arguments) = if steps == 0 {
+            ("write_file", serde_json::json!({"path": "artifacts/hello.txt", "content": "made through the platform\n"}))
+        } else {
+            ("finish", serde_json::json!({"answer": "Done through the platform."}))
+        };
+        let reply = serde_json::json!({
+            "id": "fake", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": format!("Step {steps}: calling {name}."),
+                "tool_calls": [{"id": format!("call_{steps}"), "type": "function",
+                    "function": {"name": name, "arguments": arguments.to_string()}}]
+            }}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+        });
+        ("application/json", reply.to_string())
+    })
+    .await;
+    (format!("{url}/v1"), calls)
 }
 
 #[tokio::test]

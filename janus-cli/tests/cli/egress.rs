@@ -13,19 +13,15 @@
 //!
 //! Every address involved is on 127.0.0.1 (the host's, or the sandbox's own loopback).
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
-use crate::{interrupt, printed_sandbox, spawn_up_env};
+use crate::{authorization, http_double, interrupt, janus_up_with_config, printed_sandbox};
 
 /// The probe binary, built beside `janus` by the workspace build.
 fn probe_binary() -> PathBuf {
@@ -41,45 +37,19 @@ fn probe_binary() -> PathBuf {
 /// A test double for the inference upstream: answers every call with one sentence and
 /// records the Authorization header it was sent.
 async fn fake_inference() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let record = record.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
-                        record.lock().unwrap().push(
-                            request
-                                .headers()
-                                .get("authorization")
-                                .map(|v| v.to_str().unwrap_or("").to_owned())
-                                .unwrap_or_default(),
-                        );
-                        let body = json!({
-                            "id": "fake", "object": "chat.completion", "created": 0, "model": "probe",
-                            "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong from the fake upstream"}, "finish_reason": "stop"}],
-                            "usage": {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}
-                        });
-                        async move {
-                            Ok::<_, Infallible>(
-                                http::Response::builder()
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(body.to_string())))
-                                    .unwrap(),
-                            )
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, seen)
+    let url = http_double(move |headers, _| {
+        record.lock().unwrap().push(authorization(headers));
+        let body = json!({
+            "id": "fake", "object": "chat.completion", "created": 0, "model": "probe",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong from the fake upstream"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}
+        });
+        ("application/json", body.to_string())
+    })
+    .await;
+    (format!("{url}/v1"), seen)
 }
 
 /// A listener of this test on the host's loopback, counting the connections it gets.
@@ -192,20 +162,10 @@ resources = {{ cpu = 0.5, memory_mb = 96, pids = 32 }}
     )
     .unwrap();
     let logs = dir.join("logs");
-    let (mut up, gateway, printed) = spawn_up_env(
-        &[
-            "--sandbox-listen",
-            "127.0.0.1:0",
-            "--config",
-            config.to_str().unwrap(),
-            "--log-dir",
-            logs.to_str().unwrap(),
-            "--health-interval",
-            "200ms",
-            "--no-ui",
-        ],
+    let (mut up, gateway, printed) = janus_up_with_config(
+        &config,
+        &logs,
         &[("EGRESS_TEST_INFERENCE_KEY", "sk-egress-secret")],
-        Stdio::null(),
     )
     .await;
     let sandbox = printed_sandbox(&printed);

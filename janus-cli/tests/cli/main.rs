@@ -142,3 +142,77 @@ pub async fn janus_up_printing(
     let sandbox = printed_sandbox(&printed);
     (child, url, sandbox, printed)
 }
+
+/// `janus up` running the competitors of a config file (launched ones included), with its
+/// log under `logs` and fast health probes: (child, gateway URL, what it printed).
+pub async fn janus_up_with_config(
+    config: &std::path::Path,
+    logs: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, String) {
+    spawn_up_env(
+        &[
+            "--sandbox-listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--health-interval",
+            "200ms",
+        ],
+        env,
+        Stdio::null(),
+    )
+    .await
+}
+
+/// A test double on 127.0.0.1:0 for an HTTP upstream outside the project (an inference
+/// API): every request's headers and body go to `answer`, which returns the content type
+/// and body of a 200. Returns `http://ADDR`.
+pub async fn http_double<F>(answer: F) -> String
+where
+    F: Fn(&http::HeaderMap, &[u8]) -> (&'static str, String) + Send + Sync + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answer = std::sync::Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let answer = answer.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = http_body_util::BodyExt::collect(body)
+                                .await
+                                .unwrap()
+                                .to_bytes();
+                            let (content_type, reply) = answer(&parts.headers, &body);
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .header("content-type", content_type)
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(reply)))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+/// The Authorization header of a request, or "".
+pub fn authorization(headers: &http::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}

@@ -4,10 +4,9 @@
 //! crash (counted in metrics) and ends it with the stack.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::{interrupt, janus, printed_sandbox, spawn_up};
+use crate::{interrupt, janus, janus_up_with_config, printed_sandbox};
 
 async fn get_json(url: &str) -> serde_json::Value {
     let reply = janus_client::HttpClient::default()
@@ -48,20 +47,7 @@ async fn a_launched_competitor_answers_is_logged_restarts_after_a_crash_and_stop
     )
     .unwrap();
     let logs = dir.join("logs");
-    let (mut up, gateway, printed) = spawn_up(
-        &[
-            "--sandbox-listen",
-            "127.0.0.1:0",
-            "--config",
-            config.to_str().unwrap(),
-            "--log-dir",
-            logs.to_str().unwrap(),
-            "--health-interval",
-            "200ms",
-        ],
-        Stdio::null(),
-    )
-    .await;
+    let (mut up, gateway, printed) = janus_up_with_config(&config, &logs, &[]).await;
     let sandbox = printed_sandbox(&printed);
 
     let chat = |prompt: &'static str| {
