@@ -20,8 +20,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::Response;
 use janus_core::sse::{SseDecoder, SseItem, DONE, DONE_DATA, PING};
 use serde_json::Value;
 use tokio::time::{Instant, Sleep};
@@ -29,7 +27,8 @@ use tokio::time::{Instant, Sleep};
 use crate::access::AccessRecord;
 use crate::error::GatewayError;
 use crate::platform::RequestGrant;
-use crate::upstream::{error_chain, has_content_type};
+use crate::upstream::{error_chain, has_content_type, UpstreamResponse};
+use janus_http::PooledBody;
 
 /// The comment sent while waiting for a cold competitor.
 pub const WARMING: &[u8] = b": warming upstream\n\n";
@@ -37,14 +36,14 @@ pub const WARMING: &[u8] = b": warming upstream\n\n";
 /// Cap on one upstream event; larger events end the stream with an error.
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
-type Connect = Pin<Box<dyn Future<Output = Result<Response<Incoming>, GatewayError>> + Send>>;
+type Connect = Pin<Box<dyn Future<Output = Result<UpstreamResponse, GatewayError>> + Send>>;
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 enum State {
     /// Waiting for the competitor's response headers (with cold-start retries).
     Connecting(Connect),
     /// Relaying the competitor's body.
-    Streaming(Incoming),
+    Streaming(PooledBody),
     /// Nothing more to read; the queue drains, then the body ends.
     Ended,
 }
@@ -212,7 +211,7 @@ impl PlatformUsage {
 impl RelayBody {
     /// A relay that first awaits `connect`, then streams its body.
     pub fn new(
-        connect: impl Future<Output = Result<Response<Incoming>, GatewayError>> + Send + 'static,
+        connect: impl Future<Output = Result<UpstreamResponse, GatewayError>> + Send + 'static,
         shutdown: impl Future<Output = ()> + Send + 'static,
         options: RelayOptions,
         mut record: AccessRecord,
@@ -261,7 +260,7 @@ impl RelayBody {
         self.state = State::Ended;
     }
 
-    fn on_response(&mut self, response: Response<Incoming>) {
+    fn on_response(&mut self, response: UpstreamResponse) {
         self.record.upstream_answered();
         if !has_content_type(&response, janus_core::contract::EVENT_STREAM_CONTENT_TYPE) {
             let found = response

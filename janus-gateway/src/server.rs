@@ -31,7 +31,7 @@ use crate::platform::{add_platform_usage, Platform, RequestGrant};
 use crate::relay::{PlatformUsage, RelayBody, RelayOptions};
 use crate::signing::SigningKeys;
 use crate::ui::Ui;
-use crate::upstream::{self, build_client, ForwardHeaders, HttpClient, UpstreamCall};
+use crate::upstream::{self, ChatEndpoint, ForwardHeaders, HttpClient, UpstreamCall};
 
 pub use janus_http::ResponseBody;
 
@@ -46,8 +46,8 @@ struct Gateway {
     metrics: Arc<Metrics>,
     health: Arc<HealthState>,
     limits: HashMap<String, Arc<Semaphore>>,
-    /// `…/v1/chat/completions` of each competitor, parsed once.
-    chat_urls: HashMap<String, http::Uri>,
+    /// Each competitor's chat endpoint (URL and connection pool), made once.
+    endpoints: HashMap<String, ChatEndpoint>,
     drain: Drain,
     /// Signs and verifies platform grants and artifact capabilities.
     signing: SigningKeys,
@@ -91,7 +91,7 @@ pub async fn run_with_platform(
         }
         _ => false,
     };
-    let client = build_client(config.connect_timeout);
+    let client = janus_http::build_client(config.connect_timeout);
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(HealthState::default());
     // Launched competitors get their sandboxes first, so they are routed and probed like
@@ -152,13 +152,13 @@ pub async fn run_with_platform(
                 .map(|n| (c.id.clone(), Arc::new(Semaphore::new(n))))
         })
         .collect();
-    let chat_urls = config
+    let endpoints = config
         .competitors
         .iter()
         .filter_map(|c| {
-            UpstreamCall::chat_url(&c.url, &c.id)
+            ChatEndpoint::new(&c.url, &c.id, config.connect_timeout)
                 .ok()
-                .map(|u| (c.id.clone(), u))
+                .map(|e| (c.id.clone(), e))
         })
         .collect();
     let signing = match &config.signing_keys {
@@ -209,7 +209,7 @@ pub async fn run_with_platform(
         metrics,
         health,
         limits,
-        chat_urls,
+        endpoints,
         drain: drain.clone(),
         signing,
         ui,
@@ -434,7 +434,7 @@ impl Gateway {
         }
         let call = UpstreamCall {
             competitor: competitor_id.clone(),
-            url: prepared.url,
+            endpoint: prepared.endpoint,
             body: prepared.body,
             stream: prepared.stream,
             headers: ForwardHeaders {
@@ -536,12 +536,15 @@ impl Gateway {
             ),
             None => None,
         };
-        let url = match self.chat_urls.get(&competitor.id) {
-            Some(url) => url.clone(),
-            None => UpstreamCall::chat_url(&competitor.url, &competitor.id)?,
+        // Only a competitor whose URL is not a plain http:// one has no endpoint.
+        let endpoint = match self.endpoints.get(&competitor.id) {
+            Some(endpoint) => endpoint.clone(),
+            None => {
+                ChatEndpoint::new(&competitor.url, &competitor.id, self.config.connect_timeout)?
+            }
         };
         Ok(Prepared {
-            url,
+            endpoint,
             competitor: competitor.clone(),
             body,
             stream,
@@ -564,7 +567,7 @@ impl Gateway {
         let connect = {
             let gateway = self.clone();
             let warming = warming.clone();
-            async move { upstream::open(&gateway.client, &call, gateway.config.retry, &warming).await }
+            async move { upstream::open(&call, gateway.config.retry, &warming).await }
         };
         let drain = self.drain.clone();
         // Resolves when the shutdown grace period is over.
@@ -608,8 +611,7 @@ impl Gateway {
         let limit = self.config.max_response_bytes;
         let mut upstream_head = None;
         let outcome = tokio::time::timeout_at(deadline, async {
-            let response =
-                upstream::open(&self.client, &call, self.config.retry, &never_warming).await?;
+            let response = upstream::open(&call, self.config.retry, &never_warming).await?;
             upstream_head = Some(std::time::Instant::now());
             if !upstream::has_content_type(&response, "application/json") {
                 return Err(GatewayError::InvalidUpstream {
@@ -679,7 +681,7 @@ impl Gateway {
 #[derive(Debug)]
 struct Prepared {
     competitor: CompetitorConfig,
-    url: http::Uri,
+    endpoint: ChatEndpoint,
     body: Bytes,
     stream: bool,
     include_usage: bool,

@@ -1,5 +1,5 @@
-//! Talking to competitors: one pooled HTTP client, the forwarded request, cold-start retries
-//! and the reading of error bodies.
+//! Talking to competitors: one connection pool per competitor, the forwarded request,
+//! cold-start retries and the reading of error bodies.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use janus_core::contract::{
@@ -15,13 +14,16 @@ use janus_core::contract::{
     TRACEPARENT_HEADER,
 };
 use janus_core::ErrorEnvelope;
-use janus_http::{TraceContext, TRACESTATE_HEADER};
+use janus_http::{OriginPool, PoolOptions, PooledBody, TraceContext, TRACESTATE_HEADER};
 
 use crate::config::RetryPolicy;
 use crate::error::GatewayError;
 
-/// The one pooled client the gateway uses for every competitor call.
+/// The pooled client for everything but chat calls (health probes, artifact downloads).
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A competitor's answer to a chat call.
+pub type UpstreamResponse = Response<PooledBody>;
 
 /// A retryable status counts as a cold start only if the competitor answered this fast.
 const QUICK_ANSWER: Duration = Duration::from_secs(10);
@@ -29,13 +31,37 @@ const QUICK_ANSWER: Duration = Duration::from_secs(10);
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// And for at most this long.
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Each chat connection reads into a small fixed buffer: many streams, small events.
+const CHAT_READ_BUFFER: usize = 4096;
 
-/// Builds the pooled client (janus-http's, with a small fixed read buffer: many streams,
-/// small events).
-pub fn build_client(connect_timeout: Duration) -> HttpClient {
-    janus_http::build_client_with(
-        janus_http::ClientOptions::new(connect_timeout).read_buf_exact_size(4096),
-    )
+/// Where a competitor's chat calls go: its `…/v1/chat/completions` URL and the pool of
+/// connections to it (one per competitor, made at startup; the hot path hashes nothing
+/// to find it).
+#[derive(Debug, Clone)]
+pub struct ChatEndpoint {
+    /// `…/v1/chat/completions` of the competitor.
+    pub url: http::Uri,
+    pool: OriginPool,
+}
+
+impl ChatEndpoint {
+    /// The endpoint of a competitor base URL (`http://host[:port][/prefix]`).
+    pub fn new(
+        base: &str,
+        competitor: &str,
+        connect_timeout: Duration,
+    ) -> Result<ChatEndpoint, GatewayError> {
+        let bad_url = |reason: String| GatewayError::Unreachable {
+            competitor: competitor.to_owned(),
+            reason: format!("bad url: {reason}"),
+        };
+        let url: http::Uri = format!("{base}{CHAT_COMPLETIONS_PATH}")
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad_url(e.to_string()))?;
+        let options = PoolOptions::new(connect_timeout).read_buf_exact_size(CHAT_READ_BUFFER);
+        let pool = OriginPool::new(&url, options).map_err(|e| bad_url(e.to_string()))?;
+        Ok(ChatEndpoint { url, pool })
+    }
 }
 
 /// Header the reference forwards so a client can force the baseline's agent path.
@@ -65,8 +91,8 @@ pub struct ForwardHeaders {
 pub struct UpstreamCall {
     /// Competitor id, for errors and logs.
     pub competitor: String,
-    /// `…/v1/chat/completions` of the competitor.
-    pub url: http::Uri,
+    /// Where the call goes.
+    pub endpoint: ChatEndpoint,
     /// The JSON body to send.
     pub body: Bytes,
     /// Streaming call (`Accept: text/event-stream`).
@@ -76,16 +102,6 @@ pub struct UpstreamCall {
 }
 
 impl UpstreamCall {
-    /// The chat-completions URL of a competitor base URL.
-    pub fn chat_url(base: &str, competitor: &str) -> Result<http::Uri, GatewayError> {
-        format!("{base}{CHAT_COMPLETIONS_PATH}")
-            .parse()
-            .map_err(|e| GatewayError::Unreachable {
-                competitor: competitor.to_owned(),
-                reason: format!("bad url: {e}"),
-            })
-    }
-
     fn request(&self) -> Result<Request<Full<Bytes>>, GatewayError> {
         let accept = if self.stream {
             "text/event-stream"
@@ -94,7 +110,7 @@ impl UpstreamCall {
         };
         // Built from scratch: only these headers reach the competitor, so the client's
         // Authorization and hop-by-hop headers never do.
-        let mut builder = Request::post(self.url.clone())
+        let mut builder = Request::post(self.endpoint.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, accept)
             .header(REQUEST_ID_HEADER, self.headers.request_id.clone());
@@ -142,23 +158,23 @@ fn is_cold_start_status(status: StatusCode) -> bool {
 /// `warming` is raised while waiting between attempts so a streaming client gets
 /// `: warming upstream` comments instead of plain pings.
 pub async fn open(
-    client: &HttpClient,
     call: &UpstreamCall,
     retry: RetryPolicy,
     warming: &AtomicBool,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<UpstreamResponse, GatewayError> {
     let mut backoff = retry.initial_backoff;
     let mut attempt = 1;
     loop {
         let sent_at = Instant::now();
-        let response =
-            client
-                .request(call.request()?)
-                .await
-                .map_err(|e| GatewayError::Unreachable {
-                    competitor: call.competitor.clone(),
-                    reason: error_chain(&e),
-                })?;
+        let response = call
+            .endpoint
+            .pool
+            .send(call.request()?)
+            .await
+            .map_err(|e| GatewayError::Unreachable {
+                competitor: call.competitor.clone(),
+                reason: error_chain(&e),
+            })?;
         let status = response.status();
         if status == StatusCode::OK {
             warming.store(false, Ordering::Relaxed);
@@ -194,7 +210,7 @@ pub async fn open(
 }
 
 /// Turns a non-200 response into an error, keeping the competitor's envelope if it sent one.
-async fn status_error(competitor: &str, response: Response<Incoming>) -> GatewayError {
+async fn status_error(competitor: &str, response: UpstreamResponse) -> GatewayError {
     let status = response.status();
     let body = tokio::time::timeout(
         ERROR_BODY_TIMEOUT,
@@ -238,7 +254,7 @@ pub fn summarize(bytes: &[u8]) -> String {
 pub use janus_core::error_chain;
 
 /// True when the response's content type is what the mode expects.
-pub fn has_content_type(response: &Response<Incoming>, expected: &str) -> bool {
+pub fn has_content_type<B>(response: &Response<B>, expected: &str) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)

@@ -26,6 +26,7 @@ mod drain;
 mod ids;
 pub mod memory;
 pub mod otel;
+mod pool;
 #[cfg(feature = "test-support")]
 pub mod probe;
 pub mod response;
@@ -44,6 +45,7 @@ pub use ids::{
     accept_id, correlation_id, new_traceparent, valid_traceparent, RequestId, TraceContext,
     MAX_ID_LEN, MAX_TRACESTATE_BYTES, TRACESTATE_HEADER,
 };
+pub use pool::{OriginPool, PoolError, PoolOptions, PooledBody};
 pub use response::{BoxError, ResponseBody};
 pub use runtime::{init_logging, shutdown_signal, LogFormat};
 pub use serve::{default_max_connections, serve, PeerAddr, ServeConfig, MAX_HEADER_BYTES};
