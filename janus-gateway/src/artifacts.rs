@@ -71,6 +71,44 @@ pub(crate) fn base_header(
     HeaderValue::from_str(&base).ok()
 }
 
+/// Each competitor's artifact base of the current second. Minting is an HMAC; a busy
+/// gateway mints once per competitor per second instead of once per request, and every
+/// request still gets an expiry of `now + ttl` to the second, as if minted for it.
+#[derive(Debug, Default)]
+pub(crate) struct BaseCache {
+    /// Competitor id → (unix second, base minted then). Keys are configured competitors.
+    latest: std::sync::Mutex<std::collections::HashMap<String, (u64, Option<HeaderValue>)>>,
+}
+
+impl BaseCache {
+    /// [`base_header`] for `competitor` at `now`, minted at most once per second.
+    pub(crate) fn get(
+        &self,
+        config: &Config,
+        keys: &SigningKeys,
+        competitor: &str,
+        now: u64,
+    ) -> Option<HeaderValue> {
+        // A panic elsewhere cannot leave a (second, value) pair half written.
+        let mut latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match latest.get_mut(competitor) {
+            Some((at, value)) if *at == now => value.clone(),
+            Some(entry) => {
+                *entry = (now, base_header(config, keys, competitor, now));
+                entry.1.clone()
+            }
+            None => {
+                let value = base_header(config, keys, competitor, now);
+                latest.insert(competitor.to_owned(), (now, value.clone()));
+                value
+            }
+        }
+    }
+}
+
 /// Checks `token` at `now` (unix seconds): forged or altered → 403, expired → 404.
 pub(crate) fn verify(
     keys: &SigningKeys,
@@ -444,5 +482,31 @@ mod tests {
             .and_then(|t| t.strip_suffix('/'))
             .unwrap();
         assert_eq!(verify(&keys, token, 100).unwrap().expires, 100 + 3600);
+    }
+
+    #[test]
+    fn the_cached_base_is_minted_once_a_second_and_verifies_like_a_fresh_one() {
+        let mut config = Config::with_competitors(Vec::new());
+        config.public_url = Some("https://janus.example".into());
+        let keys = keys();
+        let cache = BaseCache::default();
+        let first = cache.get(&config, &keys, "echo", 100).unwrap();
+        assert_eq!(cache.get(&config, &keys, "echo", 100).unwrap(), first);
+        assert_eq!(first, base_header(&config, &keys, "echo", 100).unwrap());
+        let other = cache.get(&config, &keys, "other", 100).unwrap();
+        assert_ne!(other, first, "each competitor has its own capability");
+        let later = cache.get(&config, &keys, "echo", 101).unwrap();
+        assert_ne!(later, first);
+        let token = later
+            .to_str()
+            .unwrap()
+            .strip_prefix("https://janus.example/v1/artifacts/")
+            .and_then(|t| t.strip_suffix('/'))
+            .unwrap();
+        let capability = verify(&keys, token, 101).unwrap();
+        assert_eq!(
+            (capability.competitor.as_str(), capability.expires),
+            ("echo", 101 + 3600)
+        );
     }
 }

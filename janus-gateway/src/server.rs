@@ -51,6 +51,8 @@ struct Gateway {
     drain: Drain,
     /// Signs and verifies platform grants and artifact capabilities.
     signing: SigningKeys,
+    /// The artifact base of each competitor, minted once a second.
+    artifact_bases: artifacts::BaseCache,
     /// The chat UI, unless `--no-ui`.
     ui: Option<Ui>,
     /// Platform services, when configured and served on a platform listener.
@@ -212,6 +214,7 @@ pub async fn run_with_platform(
         endpoints,
         drain: drain.clone(),
         signing,
+        artifact_bases: artifacts::BaseCache::default(),
         ui,
         platform,
     });
@@ -448,7 +451,7 @@ impl Gateway {
                     .cloned(),
                 deadline: Some(HeaderValue::from(deadline_ms)),
                 platform: grant.as_ref().map(|g| (g.token.clone(), g.url.clone())),
-                artifact_base: artifacts::base_header(
+                artifact_base: self.artifact_bases.get(
                     &self.config,
                     &self.signing,
                     &competitor_id,
