@@ -150,7 +150,7 @@ impl Drop for AccessRecord {
             .unwrap_or_default();
         tracing::info!(
             target: "janus_gateway::access",
-            request_id = %self.request_id,
+            request_id = self.request_id.as_str(),
             correlation_id = self.correlation_id.as_deref().unwrap_or(""),
             competitor,
             route = self.route,
@@ -162,7 +162,7 @@ impl Drop for AccessRecord {
             keepalives = self.keepalives,
             bytes_out = self.bytes_out,
             duration_ms = ms(duration),
-            outcome = %outcome,
+            outcome,
             platform_calls = platform.calls,
             platform_prompt_tokens = platform.prompt_tokens,
             platform_completion_tokens = platform.completion_tokens,

@@ -79,8 +79,11 @@ fn fresh_id() -> HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| janus_core::random_hex(4));
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("chatcmpl-{prefix}{n:016x}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("chatcmpl-unknown"))
+    let mut id = String::with_capacity(9 + prefix.len() + 16);
+    id.push_str("chatcmpl-");
+    id.push_str(prefix);
+    push_hex(&mut id, n);
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("chatcmpl-unknown"))
 }
 
 /// Whether `value` is a valid W3C `traceparent`: `version-traceid-parentid-flags` in
@@ -132,7 +135,8 @@ impl TraceContext {
     /// Continues the client's trace or starts one; either way this hop gets a new span id.
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
         let (_, _, span) = next_ids();
-        let span_id = format!("{span:016x}");
+        let mut span_id = String::with_capacity(16);
+        push_hex(&mut span_id, span);
         let client = headers
             .get(TRACEPARENT_HEADER)
             .filter(|v| valid_traceparent(v.as_bytes()))
@@ -152,11 +156,17 @@ impl TraceContext {
             ),
             None => {
                 let (hi, lo, _) = next_ids();
-                (format!("{hi:016x}{lo:016x}"), None, "01".to_owned(), None)
+                let mut trace_id = String::with_capacity(32);
+                push_hex(&mut trace_id, hi);
+                push_hex(&mut trace_id, lo);
+                (trace_id, None, "01".to_owned(), None)
             }
         };
-        let traceparent = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-{flags}"))
-            .unwrap_or_else(|_| new_traceparent());
+        let mut traceparent = String::with_capacity(55);
+        for part in ["00-", &trace_id, "-", &span_id, "-", &flags] {
+            traceparent.push_str(part);
+        }
+        let traceparent = HeaderValue::from_str(&traceparent).unwrap_or_else(|_| new_traceparent());
         TraceContext {
             traceparent,
             tracestate,
@@ -209,6 +219,15 @@ fn next_ids() -> (u64, u64, u64) {
     (id(0), id(1), id(2))
 }
 
+/// Appends `value` as 16 lowercase hex digits (what `{:016x}` writes, without the
+/// formatting machinery: ids are made for every request).
+fn push_hex(out: &mut String, value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((value >> (shift * 4)) & 0xf) as usize]));
+    }
+}
+
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -220,6 +239,15 @@ fn splitmix64(mut z: u64) -> u64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn hex_is_what_the_formatter_writes() {
+        for value in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef, 1 << 63] {
+            let mut hex = String::new();
+            push_hex(&mut hex, value);
+            assert_eq!(hex, format!("{value:016x}"));
+        }
+    }
 
     #[test]
     fn ids_follow_the_rule() {

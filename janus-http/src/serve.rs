@@ -519,9 +519,9 @@ fn spawn_connection<H, F>(
             let span = tracing::info_span!(
                 "request",
                 component = component,
-                request_id = %request_id,
-                trace_id = %trace.trace_id(),
-                span_id = %trace.span_id(),
+                request_id = request_id.as_str(),
+                trace_id = trace.trace_id(),
+                span_id = trace.span_id(),
                 parent_span_id = trace.parent_span_id(),
                 competitor = tracing::field::Empty,
             );
