@@ -5,8 +5,18 @@ use std::process::ExitCode;
 use clap::Parser;
 use janus_gateway::{init_logging, run_with_platform, shutdown_signal, Args};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match janus_http::runtime::server_runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("janus-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(serve())
+}
+
+async fn serve() -> ExitCode {
     let config = match Args::parse().resolve() {
         Ok(config) => config,
         Err(e) => {

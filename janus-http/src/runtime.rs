@@ -1,7 +1,44 @@
-//! Process plumbing every Janus binary shares: the shutdown signal, the log format and the
-//! log setup.
+//! Process plumbing every Janus binary shares: the runtime, the shutdown signal, the log
+//! format and the log setup.
 
 use std::io::IsTerminal;
+
+/// Tokio's own setting for the number of worker threads.
+pub const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
+
+/// The Tokio runtime a server binary runs on. With one worker (`TOKIO_WORKER_THREADS=1`,
+/// or one CPU) it is a current-thread runtime: a multi-thread runtime with a single worker
+/// still pays for work stealing and cross-thread wake-ups it never uses, about 15 % of the
+/// gateway's CPU per request (perf/REPORT.md). Otherwise Tokio's multi-thread runtime with
+/// that many workers. A bad `TOKIO_WORKER_THREADS` is an error naming it (Tokio would
+/// panic).
+pub fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let setting = std::env::var(WORKER_THREADS_ENV).ok();
+    let workers = worker_count(setting.as_deref(), cpus)?;
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder.enable_all().build()
+}
+
+/// Workers asked for by `setting` (the value of `TOKIO_WORKER_THREADS`), else one per CPU.
+fn worker_count(setting: Option<&str>, cpus: usize) -> std::io::Result<usize> {
+    match setting {
+        None => Ok(cpus.max(1)),
+        Some(value) => match value.trim().parse::<usize>() {
+            Ok(workers) if workers > 0 => Ok(workers),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{WORKER_THREADS_ENV} must be a positive whole number, not {value:?}"),
+            )),
+        },
+    }
+}
 
 /// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -626,6 +663,34 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
+    }
+
+    #[test]
+    fn one_worker_means_a_current_thread_runtime_and_bad_counts_are_named() {
+        assert_eq!(super::worker_count(None, 2).unwrap(), 2);
+        assert_eq!(super::worker_count(None, 0).unwrap(), 1);
+        assert_eq!(super::worker_count(Some("1"), 8).unwrap(), 1);
+        assert_eq!(super::worker_count(Some(" 4 "), 1).unwrap(), 4);
+        for bad in ["0", "-1", "two", ""] {
+            let error = super::worker_count(Some(bad), 2).unwrap_err();
+            assert!(
+                error.to_string().contains("TOKIO_WORKER_THREADS"),
+                "{error}"
+            );
+        }
+        // The process's own setting: the flavour follows the count.
+        let runtime = super::server_runtime().unwrap();
+        let flavor = runtime.handle().runtime_flavor();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers =
+            super::worker_count(std::env::var("TOKIO_WORKER_THREADS").ok().as_deref(), cpus)
+                .unwrap();
+        let expected = if workers == 1 {
+            tokio::runtime::RuntimeFlavor::CurrentThread
+        } else {
+            tokio::runtime::RuntimeFlavor::MultiThread
+        };
+        assert_eq!(flavor, expected);
     }
 
     #[test]

@@ -199,10 +199,9 @@ fn mock(listen: &str, announce: bool) -> anyhow::Result<()> {
 }
 
 fn hop(listen: &str, upstream: std::net::SocketAddr) -> anyhow::Result<()> {
-    // The same runtime flavour as the gateway (multi-thread; TOKIO_WORKER_THREADS applies).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The same runtime as the gateway: current-thread with one worker, else multi-thread
+    // (TOKIO_WORKER_THREADS applies).
+    let runtime = janus_http::runtime::server_runtime()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         janus_perf::serve_hop(listener, upstream, janus_gateway::shutdown_signal()).await?;
@@ -222,10 +221,7 @@ fn gateway(args: Vec<String>) -> ExitCode {
         }
     };
     janus_gateway::init_logging(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match janus_http::runtime::server_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("janus-gateway: {e:#}");

@@ -205,6 +205,20 @@ fn invalid_settings_exit_2_naming_the_setting() {
 }
 
 #[test]
+fn a_bad_worker_count_exits_2_naming_it() {
+    for bad in ["0", "many"] {
+        let output = binary()
+            .args(["--competitor", "a=http://127.0.0.1:9"])
+            .env("TOKIO_WORKER_THREADS", bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("TOKIO_WORKER_THREADS"), "{bad}: {stderr}");
+    }
+}
+
+#[test]
 fn env_overrides_the_file_and_the_binary_serves() {
     // The file names a port that is taken; the environment's free port must win.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -184,6 +184,15 @@ impl GatewayChild {
     }
 
     async fn start_with(competitor_url: &str, extra: &[&str]) -> GatewayChild {
+        Self::start_with_workers(competitor_url, extra, None).await
+    }
+
+    /// With `TOKIO_WORKER_THREADS` set (1 runs the current-thread runtime).
+    async fn start_with_workers(
+        competitor_url: &str,
+        extra: &[&str],
+        workers: Option<&str>,
+    ) -> GatewayChild {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -193,6 +202,9 @@ impl GatewayChild {
             if key.starts_with("JANUS_") {
                 command.env_remove(key);
             }
+        }
+        if let Some(workers) = workers {
+            command.env("TOKIO_WORKER_THREADS", workers);
         }
         let child = command
             .args(["--listen", &port.to_string()])
@@ -335,8 +347,17 @@ async fn a_body_trickled_past_the_request_timeout_gets_408() {
 
 #[tokio::test]
 async fn sigterm_with_stalled_connections_exits_well_inside_the_grace_period() {
+    // On both runtimes the binary can run: current-thread (one worker) and multi-thread.
+    for workers in ["1", "2"] {
+        sigterm_with_stalled_connections(workers).await;
+    }
+}
+
+async fn sigterm_with_stalled_connections(workers: &str) {
     let a = Competitor::start(|_, _| Script::json(200, COMPLETION)).await;
-    let mut gateway = GatewayChild::start_with(&a.url(), &["--shutdown-grace", "20s"]).await;
+    let mut gateway =
+        GatewayChild::start_with_workers(&a.url(), &["--shutdown-grace", "20s"], Some(workers))
+            .await;
     let mut stalled = Vec::new();
     for _ in 0..200 {
         let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
@@ -364,7 +385,7 @@ async fn sigterm_with_stalled_connections_exits_well_inside_the_grace_period() {
     assert!(exited, "the gateway did not exit");
     assert!(
         started.elapsed() < Duration::from_secs(3),
-        "exit took {:?} with a 20 s grace period",
+        "exit took {:?} with a 20 s grace period ({workers} workers)",
         started.elapsed()
     );
     drop(stalled);
