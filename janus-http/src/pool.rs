@@ -5,8 +5,8 @@
 //! per checkout, a task spawned per request to see the connection ready again, a `Timeout`
 //! and a `Checkout` future around every send). An [`OriginPool`] holds the idle
 //! connections of one origin in a stack (the warmest on top), hands one out per request
-//! and takes it back when the response body has been read to its end. A body dropped
-//! earlier closes its connection, as any HTTP/1 client must: the answer was not read.
+//! and takes it back when its response body is done: read to the end, or dropped (then
+//! hyper keeps the connection only if the rest of the body had already arrived).
 //!
 //! A request that could not be written because a reused connection had just closed (the
 //! peer's idle timeout racing our send) is sent again on a fresh connection; a request
@@ -288,8 +288,12 @@ fn spawn_sweeper(pool: Weak<Inner>) {
     });
 }
 
-/// A response body from an [`OriginPool`]: read to its end, it gives its connection back
-/// to the pool; dropped before, it closes the connection.
+/// A response body from an [`OriginPool`]. Read to its end, it gives its connection back
+/// to the pool. Dropped before, it gives it back too, unchecked: hyper reads what of the
+/// body has already arrived, and keeps the connection only if that was all of it (a relay
+/// that stops at `[DONE]` has usually received the final chunk too), else closes it. The
+/// next checkout waits for that verdict (`ready`), which comes on the connection's next
+/// poll.
 pub struct PooledBody {
     inner: Incoming,
     sender: Option<SendRequest<Full<Bytes>>>,
@@ -309,6 +313,12 @@ impl PooledBody {
         if let (Some(sender), Some(pool)) = (self.sender.take(), self.pool.upgrade()) {
             pool.put_back(sender);
         }
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

@@ -125,14 +125,52 @@ async fn a_connection_whose_body_was_read_is_reused_in_origin_form_with_a_host()
 }
 
 #[tokio::test]
-async fn a_body_dropped_before_its_end_closes_its_connection() {
+async fn a_body_dropped_after_it_arrived_keeps_its_connection_and_one_cut_short_does_not() {
+    // All of the body had arrived: hyper drains it and the connection serves the next call.
     let (addr, accepted) = server(After::KeepOpen).await;
     let pool = pool(addr, options());
     let response = pool.send(post(addr, "/a")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
     drop(response);
-    assert_eq!(pool.idle_count(), 0, "an unread answer must not be pooled");
     assert_eq!(text(&pool, addr, "/b").await, format!("hello /b {addr}"));
-    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    // Half a body, the rest never sent: dropping it closes the connection, and the next
+    // call gets a new one instead of waiting on the dead one.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let half = listener.local_addr().unwrap();
+    let cut_short = Arc::new(AtomicUsize::new(0));
+    let counter = cut_short.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            if n == 0 {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello")
+                    .await;
+                held.push(stream);
+            } else {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                held.push(stream);
+            }
+        }
+    });
+    let pool = self::pool(half, options());
+    let response = pool.send(post(half, "/a")).await.unwrap();
+    drop(response);
+    let second = tokio::time::timeout(Duration::from_secs(2), pool.send(post(half, "/b")))
+        .await
+        .expect("the next call waited on a connection whose body was cut short")
+        .unwrap();
+    let body = second.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"ok");
+    assert_eq!(cut_short.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

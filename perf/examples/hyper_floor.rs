@@ -1,5 +1,15 @@
+//! The hyper floor: the least a relay built on hyper can do — an HTTP/1 server, the body
+//! collected, the request sent on a pooled hyper client connection, the response streamed
+//! back — with no validation, logging, tracing or timeouts. It answers how close to nginx
+//! any gateway on hyper can get on this machine (perf/ANALYSIS.md). A measuring
+//! instrument, not a product: it panics on what a real relay must handle.
+//!
+//! ```sh
+//! cargo build --release -p janus-perf --example hyper_floor
+//! target/release/examples/hyper_floor 127.0.0.1:18091 127.0.0.1:18080 [legacy]
+//! ```
+//! `legacy` sends through hyper-util's legacy `Client` instead of the hand pool.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Scratch: the least a hyper proxy can do (server h1 → client h1 pool), no logging.
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -36,8 +46,8 @@ fn main() {
     let listen = args[1].clone();
     let upstream: &'static str = Box::leak(args[2].clone().into_boxed_str());
     let legacy = args.get(3).is_some_and(|a| a == "legacy");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // The runtime the gateway runs on with one worker.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
